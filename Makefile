@@ -1,0 +1,53 @@
+# The README's commands. Every target is idempotent: re-running skips what is already done.
+#   make book   — set up everything (virtualenv, Python + npm deps, vendored assets), run heavy chapters in the
+#                 cpu profile if missing or outdated, build the executed book into _build/html
+#   make test   — set up everything (also Debian chromium for the browser test) and run the whole test suite
+#   make serve  — build if needed, then serve _build/html on http://127.0.0.1:8000
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+JB_FLAGS := -W -n --keep-going
+
+.PHONY: book test serve setup vendor heavy chromium clean
+
+setup: $(VENV)/.installed _vendor/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# MathJax 3, require.js and the ipywidgets html-manager come from the npm registry; plotly.min.js from the
+# plotly wheel. Copied into _vendor/ (html_static_path), which is deliberately NOT named _static.
+_vendor/.installed: package.json package-lock.json $(VENV)/.installed
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf _vendor && mkdir -p _vendor/html-manager
+	cp -r node_modules/mathjax/es5 _vendor/mathjax
+	cp node_modules/requirejs/require.js _vendor/require.min.js
+	cp node_modules/@jupyter-widgets/html-manager/dist/*.js _vendor/html-manager/
+	$(PY) -c "import plotly, pathlib, shutil; shutil.copy(pathlib.Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js', '_vendor/plotly.min.js')"
+	touch $@
+
+vendor: _vendor/.installed
+
+heavy: setup
+	$(PY) -m moe_companion heavy run-all --profile cpu
+
+book: setup heavy
+	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+	@echo "Built _build/html. Open _build/html/index.html, or run: make serve  (http://127.0.0.1:$(PORT))"
+
+serve: book
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: setup chromium
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build _vendor node_modules $(VENV)

@@ -1,0 +1,69 @@
+"""Shared fixtures: the built book (built once per test session) and a local HTTP server for it."""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_HTML = ROOT / "_build" / "html"
+ARTIFACTS = ROOT / "artifacts"
+
+
+def toc_pages() -> list[str]:
+    """Every page of the table of contents, as paths relative to the repo root without suffix."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return [str(Path(p).with_suffix("")) for p in pages]
+
+
+@pytest.fixture(scope="session")
+def built_book() -> subprocess.CompletedProcess:
+    """Build the executed book once per session with ``-W -n --keep-going`` (warnings and cell errors fail).
+
+    Set ``MOE_SKIP_BUILD=1`` to reuse an existing ``_build/html`` (e.g. right after ``make book``).
+    """
+    if os.environ.get("MOE_SKIP_BUILD") == "1" and (BUILD_HTML / "index.html").exists():
+        return subprocess.CompletedProcess(args=[], returncode=0, stdout="(reused existing build)", stderr="")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(ROOT), "-W", "-n", "--keep-going"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=3000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "build.log").write_text(proc.stdout + "\n" + proc.stderr)
+    return proc
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(scope="session")
+def site_url(built_book):
+    """Serve ``_build/html`` on 127.0.0.1 (a free port) for the browser tests."""
+    if built_book.returncode != 0:
+        pytest.fail("the book did not build; see artifacts/build.log")
+    handler = functools.partial(_QuietHandler, directory=str(BUILD_HTML))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,130 @@
+"""Every page of the table of contents, opened in headless Debian chromium (driven by playwright).
+
+For each page: it loads; no console errors; no request leaves 127.0.0.1; math is typeset by the
+vendored MathJax; every plotly figure has data; moving every slider (by clicking its ticks, as a
+reader would) changes the plotted data, and the curves shown match the precomputed values of *all*
+sliders' current positions. Screenshots are saved under ``artifacts/screenshots/``.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from urllib.parse import urlparse
+
+import pytest
+
+from conftest import ARTIFACTS, toc_pages
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+# Visible traces' fingerprints (sum of finite y, else z values), as moe_companion.figures.fingerprint.
+JS_FINGERPRINTS = """(gd) => gd.data.filter(t => t.visible !== false && t.visible !== 'legendonly').map(t => {
+    const arr = (t.y !== undefined && t.y !== null) ? t.y : ((t.z !== undefined && t.z !== null) ? t.z : []);
+    const flat = [];
+    const walk = a => { for (const v of a) { if (Array.isArray(v) || ArrayBuffer.isView(v)) walk(v); else flat.push(v); } };
+    walk(Array.isArray(arr) || ArrayBuffer.isView(arr) ? arr : []);
+    let s = 0; for (const v of flat) { const x = Number(v); if (v !== null && Number.isFinite(x)) s += x; }
+    return s; })"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):
+        pytest.fail("Debian chromium is not installed (make test installs it with apt-get)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+
+
+def _click_step(page, fig, slider_index: int, step: int) -> None:
+    """Click tick ``step`` of slider ``slider_index`` of figure ``fig`` like a reader would."""
+    container = fig.locator("g.slider-group").nth(slider_index)
+    tick = container.locator("rect.slider-tick-rect").nth(step).bounding_box()
+    rail = container.locator("rect.slider-rail-touch-rect").bounding_box()
+    assert tick and rail, "slider not drawn"
+    page.mouse.click(tick["x"] + tick["width"] / 2, rail["y"] + rail["height"] / 2)
+    page.wait_for_timeout(60)
+
+
+@pytest.mark.parametrize("page_path", toc_pages())
+def test_page_in_browser(browser, site_url, page_path):
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    errors, foreign = [], []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def on_request(req):
+        url = urlparse(req.url)
+        if url.scheme in ("data", "blob", "about"):
+            return
+        if url.hostname not in ("127.0.0.1", "localhost"):
+            foreign.append(req.url)
+
+    page.on("request", on_request)
+    page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    response = page.goto(f"{site_url}/{page_path}.html", wait_until="load")
+    assert response is not None and response.ok, f"{page_path}: HTTP {response and response.status}"
+    page.wait_for_load_state("networkidle")
+
+    # math: every math node is typeset by MathJax
+    n_math = page.locator(".math").count()
+    if n_math:
+        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+        page.evaluate("MathJax.startup.promise")
+        n_untypeset = page.evaluate(
+            "Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length")
+        assert n_untypeset == 0, f"{page_path}: {n_untypeset}/{n_math} math nodes not typeset"
+
+    # no frozen widgets pretending to be interactive
+    assert page.locator(".jupyter-widgets, .widget-slider, script[type='application/vnd.jupyter.widget-view+json']").count() == 0
+
+    figures = page.locator("div.js-plotly-plot")
+    n_fig = figures.count()
+    assert n_fig == page.locator("div.plotly-graph-div").count(), "a plotly div was not drawn"
+    for f in range(n_fig):
+        fig = figures.nth(f)
+        fig.scroll_into_view_if_needed()
+        handle = fig.element_handle()
+        n_traces = page.evaluate("(gd) => gd._fullData ? gd._fullData.length : 0", handle)
+        assert n_traces > 0, f"{page_path}: figure {f} has no data"
+        assert fig.locator("svg.main-svg").count() > 0
+        sliders = page.evaluate("(gd) => (gd.layout.sliders || []).map(s => s.steps.length)", handle)
+        meta = page.evaluate("(gd) => (gd.layout.meta || {}).moe_sliders || null", handle)
+        for s, n_steps in enumerate(sliders):
+            previous = page.evaluate(JS_FINGERPRINTS, handle)
+            start = page.evaluate(f"(gd) => gd.layout.sliders[{s}].active || 0", handle)
+            order = [k for k in range(n_steps) if k != start] + [start]
+            for k in order:
+                _click_step(page, fig, s, k)
+                active = page.evaluate("(gd) => gd.layout.sliders.map(x => x.active || 0)", handle)
+                assert active[s] == k, f"{page_path}: figure {f} slider {s} did not move to step {k}"
+                shown = page.evaluate(JS_FINGERPRINTS, handle)
+                if meta is not None:
+                    i = active[0]
+                    j = active[1] if len(active) > 1 else 0
+                    expected = meta["fingerprints"][i][j]
+                    assert len(shown) == len(expected) and all(map(_close, shown, expected)), (
+                        f"{page_path}: figure {f} shows {shown} at slider positions {active}, expected {expected}")
+                assert any(not _close(a, b) for a, b in zip(shown, previous)) or len(shown) != len(previous), (
+                    f"{page_path}: figure {f} slider {s} step {k} did not change the plotted data")
+                previous = shown
+
+    shots = ARTIFACTS / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / f"{page_path.replace('/', '__')}.png"), full_page=True)
+    context.close()
+    assert not foreign, f"{page_path}: requests to non-local hosts: {foreign[:5]}"
+    assert not errors, f"{page_path}: console errors: {errors[:5]}"
