@@ -43,8 +43,9 @@ book: setup heavy
 serve: book
 	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
+# Debian chromium for the browser test (CHROMIUM_PATH may point at another Chromium/Chrome binary instead)
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@test -n "$$CHROMIUM_PATH" || command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 test: setup chromium
 	$(PY) -m pytest

@@ -8,6 +8,7 @@ sliders' current positions. Screenshots are saved under ``artifacts/screenshots/
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from urllib.parse import urlparse
 
@@ -17,7 +18,7 @@ from conftest import ARTIFACTS, toc_pages
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -35,8 +36,8 @@ JS_FINGERPRINTS = """(gd) => gd.data.filter(t => t.visible !== false && t.visibl
 def browser():
     from playwright.sync_api import sync_playwright
 
-    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):
-        pytest.fail("Debian chromium is not installed (make test installs it with apt-get)")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no browser at {CHROMIUM}: make test installs Debian chromium with apt-get")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield b
