@@ -33,24 +33,24 @@ from . import _validate as v
 from .model import BlockModel
 
 __all__ = [
-    "bayes_dense",
-    "bayes_sparse",
-    "risk_dense",
-    "risk_sparse",
-    "risk_grid",
-    "risk_dense_direct",
-    "risk_sparse_direct",
-    "risk_of_coefficients",
-    "direction_threshold",
-    "sparse_wins_direction",
-    "crossover_sigma_o2",
-    "paper_condition",
     "READINGS",
     "Reading",
+    "bayes_dense",
+    "bayes_sparse",
+    "crossover_sigma_o2",
+    "direction_threshold",
     "misrouting_risk",
     "misrouting_risk_direct",
+    "paper_condition",
     "paper_misrouting_risk",
     "paper_misrouting_risk_direct",
+    "risk_dense",
+    "risk_dense_direct",
+    "risk_grid",
+    "risk_of_coefficients",
+    "risk_sparse",
+    "risk_sparse_direct",
+    "sparse_wins_direction",
 ]
 
 

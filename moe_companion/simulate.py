@@ -1,0 +1,170 @@
+"""Monte Carlo counterparts of the closed forms in :mod:`moe_companion.theory`.
+
+Every function is seeded (same seed => same numbers), vectorised over samples, and returns a mean
+with its standard error (sample standard deviation / sqrt(n)), so that a page can draw error bars
+over the closed-form curves and the tests can compare within a few standard errors.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate as v
+from . import theory
+from .model import BlockModel
+
+__all__ = ["fitted_coefficients", "fitted_risk", "misrouting_risk", "risk", "risk_gap"]
+
+_ESTIMATORS = ("dense", "sparse")
+
+
+def _mean_se(sq: np.ndarray) -> tuple[float, float]:
+    return float(sq.mean()), float(sq.std(ddof=1) / np.sqrt(sq.size))
+
+
+def _predict(model: BlockModel, xbar: np.ndarray, z: np.ndarray, estimator: str, coefs) -> np.ndarray:
+    """Predictions of dense coefficients (full ``xbar``) or routed sparse experts (block ``z`` only)."""
+    if estimator == "dense":
+        return xbar @ np.concatenate(coefs)
+    pred = np.empty(xbar.shape[0])
+    for i in range(model.k):
+        rows = z == i
+        pred[rows] = xbar[rows, model.block_slice(i)] @ coefs[i]
+    return pred
+
+
+def risk(model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=None) -> tuple[float, float]:
+    """Monte Carlo risk of a Bayes estimator of Eq. (3) (Theorems 2 and 3).
+
+    Draws ``n_samples`` test points from the model (expert ``z ~ p``, clean block ``x_z``, noise
+    ``e ~ N(0, s I_d)`` with ``s = sigma_o2`` if given, else the training ``sigma^2``), predicts with
+    the Bayes estimator for the *training* noise ``model.sigma2`` and averages the squared error
+    against ``y = x_z^T beta_z*``.  The sparse estimator is routed perfectly (expert ``z`` sees block
+    ``z`` of the noisy input); the dense one sees all ``d`` noisy coordinates.
+
+    Parameters
+    ----------
+    model : BlockModel
+    estimator : {"dense", "sparse"}
+    n_samples : int
+        Number of test draws, >= 2.
+    seed : int
+        Seed of the draws (>= 0).
+    sigma_o2 : float, optional
+        Test-time noise variance (>= 0), replacing ``sigma^2`` at test time.
+
+    Returns
+    -------
+    mean, stderr : float
+        Estimated risk and its standard error.
+    """
+    model = theory._check_model(model)
+    v.check_choice(estimator, "estimator", _ESTIMATORS)
+    n = v.check_int(n_samples, "n_samples", lower=2)
+    seed = v.check_seed(seed)
+    so2 = None if sigma_o2 is None else v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
+    coefs = theory.bayes_dense(model) if estimator == "dense" else theory.bayes_sparse(model)
+    s = model.sample(n, seed, sigma2=so2)
+    return _mean_se((_predict(model, s.xbar, s.z, estimator, coefs) - s.y) ** 2)
+
+
+def risk_gap(model: BlockModel, n_samples: int, seed: int, sigma_o2=None) -> tuple[float, float]:
+    """Paired Monte Carlo estimate of ``R_sparse - R_dense`` (same draws for both estimators).
+
+    Same sampling as :func:`risk`; pairing cancels most of the sampling noise, so the sign of a
+    small gap (the Theorem 3 crossover) can be resolved.  Returns ``(mean, stderr)``.
+    """
+    model = theory._check_model(model)
+    n = v.check_int(n_samples, "n_samples", lower=2)
+    seed = v.check_seed(seed)
+    so2 = None if sigma_o2 is None else v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
+    s = model.sample(n, seed, sigma2=so2)
+    dense = _predict(model, s.xbar, s.z, "dense", theory.bayes_dense(model))
+    sparse = _predict(model, s.xbar, s.z, "sparse", theory.bayes_sparse(model))
+    return _mean_se((sparse - s.y) ** 2 - (dense - s.y) ** 2)
+
+
+def misrouting_risk(model: BlockModel, i: int, j: int, eta: float, reading: str, n_samples: int,
+                    seed: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Monte Carlo squared error under mis-routing (Theorem 4) for one reading.
+
+    Samples ``x_i ~ N(0, Sigma_i)``, ``x_j ~ N(0, Sigma_j)`` and ``e ~ N(0, sigma^2 I_d)``, builds the
+    perturbed input of ``reading`` (see :data:`moe_companion.theory.READINGS`: block i ``x_i + e_i``,
+    block j ``eta x_j + e_j`` or ``eta (x_j + e_j)``, other blocks ``e_r``) and its target, and scores
+    the Bayes dense estimator on the whole input and expert ``j``'s sparse estimator on block j.
+    The same draws serve both estimators.
+
+    Returns
+    -------
+    (dense_mean, dense_se), (sparse_mean, sparse_se)
+    """
+    model, i, j, eta_arr = theory._check_misrouting(model, i, j, eta, reading)
+    if eta_arr.ndim != 0:
+        raise ValueError(f"eta must be a scalar here, got shape {eta_arr.shape}")
+    eta = float(eta_arr)
+    n = v.check_int(n_samples, "n_samples", lower=2)
+    rng = np.random.default_rng(v.check_seed(seed))
+    rd = theory.READINGS[reading]
+    xi = model.sample_block(i, n, rng)
+    xj = model.sample_block(j, n, rng)
+    e = rng.normal(0.0, np.sqrt(model.sigma2), size=(n, model.d))
+    si, sj = model.block_slice(i), model.block_slice(j)
+    xbar = e.copy()
+    xbar[:, si] += xi
+    if rd.noise_scaled:
+        xbar[:, sj] = eta * (xj + e[:, sj])
+    else:
+        xbar[:, sj] += eta * xj
+    target = rd.a * (xi @ model.betas[i]) + rd.g * eta * (xj @ model.betas[j])
+    dense = xbar @ np.concatenate(theory.bayes_dense(model))
+    sparse = xbar[:, sj] @ theory.bayes_sparse(model)[j]
+    return _mean_se((dense - target) ** 2), _mean_se((sparse - target) ** 2)
+
+
+def fitted_coefficients(model: BlockModel, estimator: str, n_train: int, seed: int) -> list[np.ndarray]:
+    """Minimum-norm least-squares fits on ``n_train`` noisy training samples (Section 3.2).
+
+    Dense: ``(Xbar^T Xbar)^+ Xbar^T Y`` on all ``d`` noisy features.  Sparse: for each expert, the
+    same on its own rows (``z = i``) and its own noisy block; an expert with no rows gets zeros.
+    Returns k coefficient blocks, shapes (d_i,).
+    """
+    model = theory._check_model(model)
+    v.check_choice(estimator, "estimator", _ESTIMATORS)
+    n = v.check_int(n_train, "n_train", lower=1)
+    s = model.sample(n, v.check_seed(seed))
+    if estimator == "dense":
+        beta = np.linalg.lstsq(s.xbar, s.y, rcond=None)[0]
+        return [beta[model.block_slice(i)] for i in range(model.k)]
+    out = []
+    for i in range(model.k):
+        rows = s.z == i
+        if not rows.any():
+            out.append(np.zeros(model.dims[i]))
+            continue
+        out.append(np.linalg.lstsq(s.xbar[rows][:, model.block_slice(i)], s.y[rows], rcond=None)[0])
+    return out
+
+
+def fitted_risk(model: BlockModel, estimator: str, n_train: int, n_reps: int, seed: int,
+                sigma_o2=None) -> tuple[float, float]:
+    """Exact test risk of least-squares fits, averaged over ``n_reps`` seeded training sets.
+
+    Each repetition fits :func:`fitted_coefficients` on a fresh training set and evaluates its exact
+    risk with :func:`moe_companion.theory.risk_of_coefficients` (test noise ``sigma_o2`` or
+    ``sigma^2``).  As ``n_train`` grows the fits tend to the Bayes estimators of Eq. (3).
+
+    Returns
+    -------
+    mean, stderr : float
+        Mean over repetitions and its standard error (``n_reps >= 2``).
+    """
+    model = theory._check_model(model)
+    v.check_choice(estimator, "estimator", _ESTIMATORS)
+    v.check_int(n_train, "n_train", lower=1)
+    reps = v.check_int(n_reps, "n_reps", lower=2)
+    seed = v.check_seed(seed)
+    if sigma_o2 is not None:
+        v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
+    seeds = np.random.default_rng(seed).integers(0, 2**31, size=reps)
+    vals = np.array([theory.risk_of_coefficients(model, fitted_coefficients(model, estimator, n_train, int(s)),
+                                                 estimator, sigma_o2) for s in seeds])
+    return _mean_se(vals)
