@@ -67,3 +67,30 @@ def site_url(built_book):
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def smoke_chapter(tmp_path):
+    """Run a heavy chapter in the ``smoke`` profile through the CLI; return its executed notebook's outputs.
+
+    Checks what every heavy chapter must satisfy: the CLI exits 0, no cell errored, at least two plotly
+    figures, and no widget outputs (they would be dead widgets on the static site).
+    """
+    import json
+
+    def run(name: str) -> tuple[list[dict], Path]:
+        out = tmp_path / "gen"
+        proc = subprocess.run([sys.executable, "-m", "moe_companion", "heavy", "run", name,
+                               "--profile", "smoke", "--output-dir", str(out), "--quiet"],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        nb = json.loads((out / f"{name}.ipynb").read_text())
+        assert json.loads((out / f"{name}.run.json").read_text())["profile"] == "smoke"
+        outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o["output_type"] == "error"]
+        html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+        assert sum("plotly" in "".join(h) for h in html) >= 2
+        assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        return outputs, out
+
+    return run
