@@ -36,7 +36,13 @@ vendor: _vendor/.installed
 heavy: setup
 	$(PY) -m moe_companion heavy run-all --profile cpu
 
-book: setup heavy
+# jupyter-cache keys executed chapters on their source alone: drop it whenever the package changes
+PACKAGE_SOURCES := $(wildcard moe_companion/*.py moe_companion/heavy/*.py)
+_build/.package-stamp: $(PACKAGE_SOURCES)
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
+
+book: setup heavy _build/.package-stamp
 	$(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	@echo "Built _build/html. Open _build/html/index.html, or run: make serve  (http://127.0.0.1:$(PORT))"
 
@@ -47,7 +53,7 @@ serve: book
 chromium:
 	@test -n "$$CHROMIUM_PATH" || command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-test: setup chromium
+test: setup chromium _build/.package-stamp
 	$(PY) -m pytest
 
 clean:

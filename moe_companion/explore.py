@@ -2,7 +2,7 @@
 
 They call the same ``traces_fn`` as :func:`moe_companion.figures.slider_figure`, but evaluate
 it at any slider value (not only on the precomputed grid).  On the static site a frozen widget
-would pretend to be interactive, so book chapters tag explorer cells ``remove-output`` and show
+would pretend to be interactive, so book chapters tag explorer cells ``skip-execution`` (the source is shown, never run) and show
 the static-slider figure instead.
 """
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as widgets
-import numpy as np
 import plotly.graph_objects as go
 
 from .figures import _check_grid, _evaluate

@@ -22,7 +22,6 @@ sliders, whatever order they are moved in, and it works in JupyterLab's plotly r
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -84,14 +83,21 @@ def _trace_value(trace_json: dict, key: str):
 
 
 def fingerprint(trace_json: Mapping[str, Any]) -> float:
-    """Sum of the finite numbers in a trace's ``y`` (or ``z``) data: what the browser test checks."""
-    data = trace_json.get("y")
-    if data is None:
-        data = trace_json.get("z")
-    if data is None:
-        return 0.0
-    arr = np.asarray(data, dtype=float).ravel()
-    return float(arr[np.isfinite(arr)].sum())
+    """Position-weighted sum ``sum_j (j + 1) v_j`` of the finite numbers in a trace's flattened ``y`` and
+    ``z`` data: what the browser test compares with the figure on the page.
+
+    Both arrays count (a heatmap's ``y`` is often a fixed axis while its ``z`` carries what a slider
+    changes), and the weights tell apart data with equal sums (shares that always add up to 1).
+    """
+    total = 0.0
+    for key in ("y", "z"):
+        data = trace_json.get(key)
+        if data is not None:
+            arr = np.asarray(data, dtype=float).ravel()
+            weights = np.arange(1, arr.size + 1)
+            ok = np.isfinite(arr)
+            total += float((weights[ok] * arr[ok]).sum())
+    return total
 
 
 def _evaluate(traces_fn, names, point) -> list[dict]:

@@ -28,7 +28,11 @@ def test_every_toc_page_is_built_from_local_assets(built_book, page):
     assert not CDN.findall(html), f"{page} references a CDN"
     # plotly.js is loaded once per page from the vendored copy, never inlined into figures
     assert html.count("_static/plotly.min.js") == 1
-    assert html.count("window.PLOTLYENV") == html.count('class="plotly-graph-div"')
+    assert "plotly.js v" not in html, f"{page} inlines the plotly.js bundle"
+    assert html.count("Plotly.newPlot(") == html.count('class="plotly-graph-div"')
+    # an executed ipywidget would be frozen on the static site: no widget state, no widget manager
+    assert "application/vnd.jupyter.widget-state+json" not in html, f"{page} embeds ipywidget state"
+    assert "html-manager/embed-amd.js" not in html
     assert len(html) < 3_000_000, f"{page}.html is {len(html) / 1e6:.1f} MB"
 
 
@@ -52,7 +56,8 @@ def test_a_cell_error_fails_the_build(tmp_path, cell, should_fail):
     (tmp_path / "_vendor").symlink_to(ROOT / "_vendor")
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n")
     (tmp_path / "book").mkdir()
-    shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    for asset in ("references.bib", "favicon.svg"):  # files _config.yml names
+        shutil.copy(ROOT / "book" / asset, tmp_path / "book" / asset)
     header = (ROOT / "book" / "setting.md").read_text().split("---\n")[1]
     (tmp_path / "book" / "intro.md").write_text(
         f"---\n{header}---\n\n# Probe\n\n```{{code-cell}} ipython3\n{cell}\n```\n")

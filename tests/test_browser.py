@@ -22,13 +22,16 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-# Visible traces' fingerprints (sum of finite y, else z values), as moe_companion.figures.fingerprint.
+# Visible traces' fingerprints (position-weighted sums of finite y and z values), as moe_companion.figures.fingerprint.
 JS_FINGERPRINTS = """(gd) => gd.data.filter(t => t.visible !== false && t.visible !== 'legendonly').map(t => {
-    const arr = (t.y !== undefined && t.y !== null) ? t.y : ((t.z !== undefined && t.z !== null) ? t.z : []);
     const flat = [];
     const walk = a => { for (const v of a) { if (Array.isArray(v) || ArrayBuffer.isView(v)) walk(v); else flat.push(v); } };
-    walk(Array.isArray(arr) || ArrayBuffer.isView(arr) ? arr : []);
-    let s = 0; for (const v of flat) { const x = Number(v); if (v !== null && Number.isFinite(x)) s += x; }
+    let s = 0;
+    for (const arr of [t.y, t.z]) {
+      if (!(Array.isArray(arr) || ArrayBuffer.isView(arr))) continue;
+      flat.length = 0; walk(arr);
+      flat.forEach((v, j) => { const x = Number(v); if (v !== null && Number.isFinite(x)) s += (j + 1) * x; });
+    }
     return s; })"""
 
 

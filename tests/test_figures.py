@@ -132,3 +132,15 @@ def test_live_explorer_redraws_the_same_builder_at_any_value():
     for got, w in zip(fig.data, want):
         np.testing.assert_allclose(got.y, w["y"])
     np.testing.assert_allclose(fig.data[0].error_y.array, want[0]["error_y"]["array"])
+
+
+def test_fingerprint_sees_a_heatmap_change_when_its_axes_stay():
+    a = go.Heatmap(x=[0, 1], y=[0, 1], z=[[0, 0], [0, 1]]).to_plotly_json()
+    b = go.Heatmap(x=[0, 1], y=[0, 1], z=[[1, 1], [0, 1]]).to_plotly_json()
+    # y = [0, 1] weighs 0*1 + 1*2; z flattened [0, 0, 0, 1] vs [1, 1, 0, 1]
+    assert fingerprint(a) == 2.0 + 4.0 and fingerprint(b) == 2.0 + (1 + 2 + 4)
+    assert fingerprint(go.Scatter(x=[1, 2], y=[3, None]).to_plotly_json()) == 3.0
+
+
+def test_fingerprint_tells_apart_shares_with_the_same_sum():
+    assert fingerprint(go.Bar(y=[0.7, 0.3]).to_plotly_json()) != fingerprint(go.Bar(y=[0.3, 0.7]).to_plotly_json())
