@@ -69,3 +69,11 @@ def test_a_cell_error_fails_the_build(tmp_path, cell, should_fail):
         assert proc.returncode != 0 and "CellExecutionError" in log, log[-3000:]
     else:
         assert proc.returncode == 0, log[-3000:]
+
+
+def test_errata_page_includes_every_chapter_finding():
+    errata = (ROOT / "book" / "errata.md").read_text(encoding="utf-8")
+    fragments = sorted(p.name for p in (ROOT / "book" / "_errata").glob("*.md"))
+    assert fragments
+    missing = [f for f in fragments if f"{{include}} _errata/{f}" not in errata]
+    assert not missing, f"errata.md does not include {missing}"
