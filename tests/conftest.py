@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,6 +16,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_HTML = ROOT / "_build" / "html"
 ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+# without the background-networking flags chromium calls Google's hosts, which this sandbox refuses
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def toc_pages() -> list[str]:
@@ -48,6 +53,19 @@ def built_book() -> subprocess.CompletedProcess:
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "build.log").write_text(proc.stdout + "\n" + proc.stderr)
     return proc
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium driven by the PyPI playwright (never ``playwright install``)."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no browser at {CHROMIUM}: make test installs Debian chromium with apt-get")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -8,8 +8,6 @@ sliders' current positions. Screenshots are saved under ``artifacts/screenshots/
 from __future__ import annotations
 
 import math
-import os
-import shutil
 from urllib.parse import urlparse
 
 import pytest
@@ -17,10 +15,6 @@ import pytest
 from conftest import ARTIFACTS, toc_pages
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 # Visible traces' fingerprints (position-weighted sums of finite y and z values), as moe_companion.figures.fingerprint.
 JS_FINGERPRINTS = """(gd) => gd.data.filter(t => t.visible !== false && t.visible !== 'legendonly').map(t => {
@@ -33,18 +27,6 @@ JS_FINGERPRINTS = """(gd) => gd.data.filter(t => t.visible !== false && t.visibl
       flat.forEach((v, j) => { const x = Number(v); if (v !== null && Number.isFinite(x)) s += (j + 1) * x; });
     }
     return s; })"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no browser at {CHROMIUM}: make test installs Debian chromium with apt-get")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield b
-        b.close()
 
 
 def _close(a: float, b: float) -> bool:
