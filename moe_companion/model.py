@@ -16,7 +16,7 @@ from scipy.linalg import toeplitz as _toeplitz
 
 from . import _validate as v
 
-__all__ = ["BlockModel", "BlockSample"]
+__all__ = ["BlockModel", "BlockSample", "check_model"]
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,13 @@ class BlockModel:
 
     def __repr__(self) -> str:
         return f"BlockModel(k={self.k}, dims={self.dims}, p={np.round(self._p, 4).tolist()}, sigma2={self._sigma2:g})"
+
+
+def check_model(model) -> BlockModel:
+    """Return ``model`` if it is a :class:`BlockModel`, else raise ``TypeError`` naming the parameter."""
+    if not isinstance(model, BlockModel):
+        raise TypeError(f"model must be a BlockModel, got {type(model).__name__}")
+    return model
 
 
 def _haar(rng: np.random.Generator, n: int) -> np.ndarray:

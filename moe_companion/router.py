@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as v
-from .model import BlockModel
+from .model import BlockModel, check_model
 
 __all__ = [
     "ROUTER_KINDS",
@@ -52,12 +52,6 @@ __all__ = [
 ]
 
 ROUTER_KINDS = ("printed", "corrected", "bayes")
-
-
-def _check_model(model) -> BlockModel:
-    if not isinstance(model, BlockModel):
-        raise TypeError(f"model must be a BlockModel, got {type(model).__name__}")
-    return model
 
 
 @dataclass(frozen=True)
@@ -142,7 +136,7 @@ def sample_balanced(model: BlockModel, n: int, seed: int = 0) -> tuple[np.ndarra
     z : ndarray of int, shape (n,)
         Expert labels (sorted by expert).
     """
-    model = _check_model(model)
+    model = check_model(model)
     counts = balanced_counts(n, model.p)
     rng = np.random.default_rng(v.check_seed(seed))
     z = np.repeat(np.arange(model.k), counts)
@@ -208,7 +202,7 @@ def fit_router(kind: str, xbar, z, dims, sigma2: float | None = None) -> QDARout
 
 def bayes_router(model: BlockModel) -> QDARouter:
     """The Bayes-optimal router of ``model`` (true ``C_i = Sigma_i + sigma^2 I`` and priors)."""
-    model = _check_model(model)
+    model = check_model(model)
     covs = tuple(c + model.sigma2 * np.eye(c.shape[0]) for c in model.covariances)
     return QDARouter("bayes", model.offsets.copy(), covs, np.log(model.p), model.sigma2)
 
@@ -254,7 +248,7 @@ def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3,
         standard error); for each of ``printed``, ``corrected``, ``sklearn``: mean accuracy over reps,
         shape (m,).
     """
-    model = _check_model(model)
+    model = check_model(model)
     ns = np.array([v.check_int(n, "n", lower=1) for n in np.atleast_1d(ns)])
     n_test = v.check_int(n_test, "n_test", lower=1)
     reps = v.check_int(reps, "reps", lower=1)
@@ -305,7 +299,7 @@ def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: i
     """
     from .theory import bayes_sparse
 
-    model = _check_model(model)
+    model = check_model(model)
     if experts is None:
         experts = bayes_sparse(model)
     experts = [v.check_array(b, f"experts[{i}]", shape=(di,)) for i, (b, di) in enumerate(zip(experts, model.dims))]
@@ -349,7 +343,7 @@ def router_model(k: int = 4, block_dim: int = 8, sigma2: float = 1.0, alpha: flo
 
 def theorem2_risks(model: BlockModel) -> tuple[float, float]:
     """Theorem 2's risks ``(R_sparse_Bayes, R_dense_Bayes)`` (evaluated in each block's eigenbasis)."""
-    model = _check_model(model)
+    model = check_model(model)
     s2 = model.sigma2
     rs = sum(p * s2 * np.sum(lam * b**2 / (lam + s2)) for p, (lam, _), b in zip(model.p, model.eigh, model.beta_eigen))
     rd = sum(p * s2 * np.sum(lam * b**2 / (p * lam + s2)) for p, (lam, _), b in zip(model.p, model.eigh, model.beta_eigen))
@@ -456,7 +450,7 @@ def misrouting_cost(model: BlockModel, confusion) -> float:
     """
     from .theory import misrouting_risk
 
-    model = _check_model(model)
+    model = check_model(model)
     conf = v.check_array(confusion, "confusion", shape=(model.k, model.k), lower=0.0)
     num = den = 0.0
     for i in range(model.k):

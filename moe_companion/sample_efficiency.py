@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from . import _validate as v
-from .model import BlockModel
+from .model import BlockModel, check_model
 
 __all__ = [
     "min_norm",
@@ -54,12 +54,6 @@ __all__ = [
     "crossover_rows",
     "case_study_excess",
 ]
-
-
-def _check_model(model) -> BlockModel:
-    if not isinstance(model, BlockModel):
-        raise TypeError(f"model must be a BlockModel, got {type(model).__name__}")
-    return model
 
 
 def min_norm(a, y) -> np.ndarray:
@@ -97,7 +91,7 @@ def _quad_err(model: BlockModel, blocks) -> np.ndarray:
 
 def risk_dense(model: BlockModel, beta) -> float:
     """Exact test risk of a dense estimator ``beta`` (shape (d,)) under the model's noise."""
-    model = _check_model(model)
+    model = check_model(model)
     beta = v.check_array(beta, "beta", shape=(model.d,))
     blocks = [beta[model.block_slice(i)] for i in range(model.k)]
     return float(model.p @ _quad_err(model, blocks) + model.sigma2 * beta @ beta)
@@ -105,7 +99,7 @@ def risk_dense(model: BlockModel, beta) -> float:
 
 def risk_sparse(model: BlockModel, betas) -> float:
     """Exact test risk of sparse experts ``betas`` (k arrays of shapes (d_i,)) with perfect routing."""
-    model = _check_model(model)
+    model = check_model(model)
     betas = [v.check_array(b, f"betas[{i}]", shape=(di,)) for i, (b, di) in enumerate(zip(betas, model.dims))]
     if len(betas) != model.k:
         raise ValueError(f"betas must list k={model.k} vectors, got {len(betas)}")
@@ -115,7 +109,7 @@ def risk_sparse(model: BlockModel, betas) -> float:
 
 def bayes_risks(model: BlockModel) -> dict:
     """Theorem 2: ``sparse``/``dense`` Bayes risks and the per-block sparse risks ``R_i`` (shape (k,))."""
-    model = _check_model(model)
+    model = check_model(model)
     s2 = model.sigma2
     per = np.array([s2 * np.sum(lam * b**2 / (lam + s2)) for (lam, _), b in zip(model.eigh, model.beta_eigen)])
     dense = sum(p * s2 * np.sum(lam * b**2 / (p * lam + s2)) for p, (lam, _), b in zip(model.p, model.eigh, model.beta_eigen))
@@ -124,7 +118,7 @@ def bayes_risks(model: BlockModel) -> dict:
 
 def fit_estimators(model: BlockModel, xbar, y, z) -> tuple[np.ndarray, list[np.ndarray]]:
     """Dense and sparse minimum-norm estimators on one sample: ``(beta_dense (d,), [beta_i (d_i,)])``."""
-    model = _check_model(model)
+    model = check_model(model)
     xbar = v.check_array(xbar, "xbar", ndim=2)
     dense = min_norm(xbar, y)
     z = np.asarray(z)
@@ -177,7 +171,7 @@ def excess_curves(model: BlockModel, ns, *, runs: int = 4, seed: int = 0, sparse
         ``inf`` where some ``n_i`` is ``d_i`` or ``d_i + 1`` (or 1, 2 when ``d_i = 1``), nan where
         some ``n_i < d_i`` (no closed form used)); ``bayes`` (:func:`bayes_risks`).
     """
-    model = _check_model(model)
+    model = check_model(model)
     ns = np.array(sorted({v.check_int(n, "n", lower=1) for n in np.atleast_1d(ns)}))
     runs = v.check_int(runs, "runs", lower=1)
     seed = v.check_seed(seed)
@@ -221,7 +215,7 @@ def sparse_expected_excess(model: BlockModel, counts) -> float:
     ``d_i = 1``: the inverse-Wishart moment diverges); otherwise ``nan`` when some ``n_i <= d_i - 2``
     (including ``n_i = 0``; not covered by this formula).
     """
-    model = _check_model(model)
+    model = check_model(model)
     counts = np.asarray(counts)
     if counts.shape != (model.k,) or not np.issubdtype(counts.dtype, np.integer) or np.any(counts < 0):
         raise ValueError(f"counts must be k={model.k} non-negative integers")
@@ -240,7 +234,7 @@ def sampled_risk(model: BlockModel, *, dense=None, sparse=None, n_test: int = 10
     Exactly one of ``dense`` (shape (d,)) and ``sparse`` (k arrays) must be given.  Used to check
     the exact quadratic forms.
     """
-    model = _check_model(model)
+    model = check_model(model)
     if (dense is None) == (sparse is None):
         raise ValueError("give exactly one of dense= and sparse=")
     s = model.sample(v.check_int(n_test, "n_test", lower=2), seed=v.check_seed(seed))
@@ -265,7 +259,7 @@ def asymptotic_constants(model: BlockModel) -> dict:
     """
     from .theory import bayes_dense
 
-    model = _check_model(model)
+    model = check_model(model)
     br = bayes_risks(model)
     dims = np.array(model.dims)
     sparse = float(np.sum(br["per_block"] * dims))

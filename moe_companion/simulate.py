@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _validate as v
 from . import theory
-from .model import BlockModel
+from .model import BlockModel, check_model
 
 __all__ = ["fitted_coefficients", "fitted_risk", "misrouting_risk", "risk", "risk_gap"]
 
@@ -57,7 +57,7 @@ def risk(model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=
     mean, stderr : float
         Estimated risk and its standard error.
     """
-    model = theory._check_model(model)
+    model = check_model(model)
     v.check_choice(estimator, "estimator", _ESTIMATORS)
     n = v.check_int(n_samples, "n_samples", lower=2)
     seed = v.check_seed(seed)
@@ -73,7 +73,7 @@ def risk_gap(model: BlockModel, n_samples: int, seed: int, sigma_o2=None) -> tup
     Same sampling as :func:`risk`; pairing cancels most of the sampling noise, so the sign of a
     small gap (the Theorem 3 crossover) can be resolved.  Returns ``(mean, stderr)``.
     """
-    model = theory._check_model(model)
+    model = check_model(model)
     n = v.check_int(n_samples, "n_samples", lower=2)
     seed = v.check_seed(seed)
     so2 = None if sigma_o2 is None else v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
@@ -127,7 +127,7 @@ def fitted_coefficients(model: BlockModel, estimator: str, n_train: int, seed: i
     same on its own rows (``z = i``) and its own noisy block; an expert with no rows gets zeros.
     Returns k coefficient blocks, shapes (d_i,).
     """
-    model = theory._check_model(model)
+    model = check_model(model)
     v.check_choice(estimator, "estimator", _ESTIMATORS)
     n = v.check_int(n_train, "n_train", lower=1)
     s = model.sample(n, v.check_seed(seed))
@@ -157,7 +157,7 @@ def fitted_risk(model: BlockModel, estimator: str, n_train: int, n_reps: int, se
     mean, stderr : float
         Mean over repetitions and its standard error (``n_reps >= 2``).
     """
-    model = theory._check_model(model)
+    model = check_model(model)
     v.check_choice(estimator, "estimator", _ESTIMATORS)
     v.check_int(n_train, "n_train", lower=1)
     reps = v.check_int(n_reps, "n_reps", lower=2)

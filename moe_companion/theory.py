@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _validate as v
-from .model import BlockModel
+from .model import BlockModel, check_model
 
 __all__ = [
     "READINGS",
@@ -54,12 +54,6 @@ __all__ = [
 ]
 
 
-def _check_model(model) -> BlockModel:
-    if not isinstance(model, BlockModel):
-        raise TypeError(f"model must be a BlockModel, got {type(model).__name__}")
-    return model
-
-
 # ----------------------------------------------------------------------------- Eq. (3)
 def bayes_dense(model: BlockModel) -> list[np.ndarray]:
     """Blocks of the Bayes-optimal dense estimator (Eq. 3).
@@ -67,7 +61,7 @@ def bayes_dense(model: BlockModel) -> list[np.ndarray]:
     ``beta_dense_i = p_i (p_i Sigma_i + sigma^2 I)^{-1} Sigma_i beta_i*``, returned as a list of
     k arrays of shapes (d_i,).  Computed as ``U_i diag(p_i lam / (p_i lam + sigma^2)) U_i^T beta_i*``.
     """
-    model = _check_model(model)
+    model = check_model(model)
     out = []
     for p, (lam, u), b in zip(model.p, model.eigh, model.beta_eigen):
         out.append(u @ (p * lam / (p * lam + model.sigma2) * b))
@@ -79,7 +73,7 @@ def bayes_sparse(model: BlockModel) -> list[np.ndarray]:
 
     ``beta_sparse_i = (Sigma_i + sigma^2 I)^{-1} Sigma_i beta_i*``, shapes (d_i,).
     """
-    model = _check_model(model)
+    model = check_model(model)
     return [u @ (lam / (lam + model.sigma2) * b) for (lam, u), b in zip(model.eigh, model.beta_eigen)]
 
 
@@ -132,7 +126,7 @@ def risk_grid(model: BlockModel, *, sigma2=None, sigma_o2=None, p=None) -> tuple
             dense  = p_i b^2 lam (sigma^4 + p_i lam sigma_o^2) / (p_i lam + sigma^2)^2
             sparse = p_i b^2 lam (sigma^4 +     lam sigma_o^2) / (    lam + sigma^2)^2
     """
-    model = _check_model(model)
+    model = check_model(model)
     s2 = np.asarray(model.sigma2) if sigma2 is None else _nonneg(sigma2, "sigma2")
     so2 = s2 if sigma_o2 is None else _nonneg(sigma_o2, "sigma_o2")
     if p is None:
@@ -201,7 +195,7 @@ def risk_of_coefficients(model: BlockModel, coefficients, estimator: str, sigma_
         Dense: ``sum_i p_i (c_i - b_i)^T Sigma_i (c_i - b_i) + sigma_o^2 ||c||^2`` (noise on all d
         coordinates).  Sparse: ``sum_i p_i [(c_i - b_i)^T Sigma_i (c_i - b_i) + sigma_o^2 ||c_i||^2]``.
     """
-    model = _check_model(model)
+    model = check_model(model)
     v.check_choice(estimator, "estimator", ("dense", "sparse"))
     so2 = model.sigma2 if sigma_o2 is None else v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
     coefs = list(coefficients)
@@ -234,7 +228,7 @@ def risk_dense_direct(model: BlockModel, sigma_o2=None, *, sigma2=None) -> float
 
     ``sigma2`` overrides the training noise of ``model`` (for curves over ``sigma^2``).
     """
-    model = _check_model(model)
+    model = check_model(model)
     if sigma_o2 is not None:
         sigma_o2 = v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
     if sigma2 is not None:
@@ -247,7 +241,7 @@ def risk_sparse_direct(model: BlockModel, sigma_o2=None, *, sigma2=None) -> floa
 
     ``sigma2`` overrides the training noise of ``model`` (for curves over ``sigma^2``).
     """
-    model = _check_model(model)
+    model = check_model(model)
     if sigma_o2 is not None:
         sigma_o2 = v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
     if sigma2 is not None:
@@ -315,7 +309,7 @@ def crossover_sigma_o2(model: BlockModel) -> float:
     ``R_sparse <= R_dense`` at ``s = 0``.  Dense wins exactly for ``s > sigma^2 - gap / slope`` when
     ``slope > 0``; otherwise sparse wins for every ``s >= 0`` and ``inf`` is returned.
     """
-    model = _check_model(model)
+    model = check_model(model)
     if model.sigma2 == 0:
         return float("inf")
     slope, gap = _slope_and_gap(model)
@@ -326,7 +320,7 @@ def crossover_sigma_o2(model: BlockModel) -> float:
 
 def paper_condition(model: BlockModel, sigma_o2) -> bool:
     """The paper's sufficient condition: ``lambda_min(Sigma_i) > 4 sigma^2`` for all i and ``sigma_o^2 > sigma^2``."""
-    model = _check_model(model)
+    model = check_model(model)
     so2 = v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
     lam_min = min(float(e[0][0]) for e in model.eigh)
     return bool(lam_min > 4 * model.sigma2 and so2 > model.sigma2)
@@ -358,7 +352,7 @@ READINGS: dict[str, Reading] = {
 
 
 def _check_misrouting(model, i, j, eta, reading=None):
-    model = _check_model(model)
+    model = check_model(model)
     i = v.check_int(i, "i", lower=0, upper=model.k - 1)
     j = v.check_int(j, "j", lower=0, upper=model.k - 1)
     if i == j:

@@ -109,3 +109,13 @@ def test_parameters_are_read_only_and_replace_revalidates():
     assert m.replace(sigma2=2.0).sigma2 == 2.0
     with pytest.raises(ValueError, match="sigma2 must be >= 0"):
         m.replace(sigma2=-2.0)
+
+
+@pytest.mark.parametrize("bad", [None, "model", np.eye(2)])
+def test_functions_taking_a_model_name_the_parameter(bad):
+    from moe_companion import router, sample_efficiency, simulate, theory
+
+    for call in (lambda: theory.risk_dense(bad), lambda: sample_efficiency.bayes_risks(bad),
+                 lambda: simulate.risk(bad, "dense", 10, seed=0), lambda: router.bayes_router(bad)):
+        with pytest.raises(TypeError, match="model must be a BlockModel"):
+            call()
