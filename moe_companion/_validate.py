@@ -150,6 +150,14 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     return value
 
 
+def check_keys(mapping: Any, required: Iterable[str], name: str = "params") -> dict:
+    """Return ``dict(mapping)`` if it has every key of ``required``."""
+    missing = set(required) - set(mapping)
+    if missing:
+        raise ValueError(f"{name} is missing {sorted(missing)}")
+    return dict(mapping)
+
+
 def check_seed(seed: Any, name: str = "seed") -> int:
     """Return a non-negative integer seed."""
     return check_int(seed, name, lower=0)

@@ -258,17 +258,22 @@ def tiny_random_llama(vocab_size: int = 30522, *, hidden_size: int = 64, interme
                       num_layers: int = 2, num_heads: int = 4, seed: int = 0):
     """A tiny randomly initialised ``LlamaForCausalLM`` (smoke profile and tests; nothing downloaded)."""
     vocab_size = v.check_int(vocab_size, "vocab_size", lower=2)
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
                          num_hidden_layers=num_layers, num_attention_heads=num_heads,
                          num_key_value_heads=num_heads, max_position_embeddings=2048)
+    return seeded_random_model(LlamaForCausalLM, config, seed)
+
+
+def seeded_random_model(model_cls, config, seed: int = 0):
+    """``model_cls(config)`` in eval mode, initialised from ``seed`` without moving torch's global RNG."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(v.check_seed(seed))
-        model = LlamaForCausalLM(config)
-    model.eval()
-    return model
+        model = model_cls(config)
+    return model.eval()
 
 
 def load_pretrained_causal_lm(name_or_path: str, device=None, dtype=None):

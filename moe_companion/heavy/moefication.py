@@ -112,10 +112,7 @@ def check_params(params: Mapping[str, Any]) -> dict:
         Naming the parameter, e.g. ``ks[2] must be <= 96 (n_experts), got 120`` or
         ``n_experts must divide d_ff = 1536 of model 'minilm', got 100``.
     """
-    p = dict(params)
-    missing = set(PROFILES["cpu"]) - set(p)
-    if missing:
-        raise ValueError(f"params is missing {sorted(missing)}")
+    p = v.check_keys(params, PROFILES["cpu"])
     p["model"] = v.check_choice(p["model"], "model", tuple(MODELS))
     p["dataset"] = v.check_choice(p["dataset"], "dataset", DATASETS)
     p["router"] = v.check_choice(p["router"], "router", ROUTER_NAMES)
@@ -361,6 +358,7 @@ def load_tiny_t5(corpus: Sequence[str], *, seed: int = 0, d_model: int = 32, d_f
                    num_layers=num_layers, num_decoder_layers=num_layers, num_heads=4,
                    feed_forward_proj="relu", dropout_rate=0.0, pad_token_id=tk.token_to_id("<pad>"),
                    eos_token_id=tk.token_to_id("</s>"), decoder_start_token_id=tk.token_to_id("<pad>"))
+    # seeds torch's global RNG on purpose: the smoke run's later torch draws follow from it (resume relies on it)
     torch.manual_seed(v.check_seed(seed))
     model = T5ForConditionalGeneration(cfg).eval()
     return model, tok

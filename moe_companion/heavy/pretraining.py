@@ -614,10 +614,7 @@ def train_lm(
 # ---------------------------------------------------------------------------------- experiment
 def check_params(params: Mapping[str, Any]) -> dict:
     """Validate a profile's parameters (the runner calls this before any model is loaded)."""
-    missing = set(PROFILES["cpu"]) - set(params)
-    if missing:
-        raise ValueError(f"params is missing {sorted(missing)}")
-    p = dict(params)
+    p = v.check_keys(params, PROFILES["cpu"])
     seeds = p["seeds"]
     if not isinstance(seeds, (list, tuple)) or not seeds:
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")

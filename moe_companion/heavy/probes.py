@@ -106,10 +106,7 @@ ENCODERS = ("t5-small", "minilm", "tiny-t5")
 
 def check_params(params: Mapping[str, Any]) -> dict:
     """Validate a profile's parameters (the runner calls this before any model is loaded)."""
-    missing = set(PROFILES["cpu"]) - set(params)
-    if missing:
-        raise ValueError(f"params is missing {sorted(missing)}")
-    p = dict(params)
+    p = v.check_keys(params, PROFILES["cpu"])
     enc = p["encoder"]
     if enc not in ENCODERS and not (isinstance(enc, str) and enc):
         raise ValueError(f"encoder must be one of {ENCODERS} or a T5 hub id, got {enc!r}")
@@ -186,17 +183,14 @@ def tiny_t5_encoder(vocab_size: int, *, d_model: int = 32, num_layers: int = 2, 
                     d_ff: int = 64, seed: int = 0):
     """A tiny randomly initialised ``T5EncoderModel`` (smoke profile and tests; nothing downloaded)."""
     vocab_size = v.check_int(vocab_size, "vocab_size", lower=2)
-    import torch
     from transformers import T5Config, T5EncoderModel
 
     config = T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=d_model // num_heads, d_ff=d_ff,
                       num_layers=num_layers, num_heads=num_heads, feed_forward_proj="relu",
                       dropout_rate=0.0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(v.check_seed(seed))
-        model = T5EncoderModel(config)
-    model.eval()
-    return model
+    from .data import seeded_random_model
+
+    return seeded_random_model(T5EncoderModel, config, seed)
 
 
 def load_encoder(name: str, device=None, dtype=None):
