@@ -57,8 +57,6 @@ __all__ = [
     "summary",
 ]
 
-#: Modules whose source is part of the runner's cache hash.
-CACHE_DEPENDS = ["moe_companion.heavy.activations", "moe_companion.heavy.teal"]
 
 #: Part of every unit key: bump it when the numerical pipeline changes, so stored units are recomputed.
 ANALYSIS_VERSION = 1

@@ -68,7 +68,6 @@ __all__ = [
     "verdict_text",
 ]
 
-CACHE_DEPENDS = ["moe_companion.heavy.noise", "moe_companion.heavy.data", "moe_companion.heavy._moe_layers"]
 
 _LAZY = {"MoEFFN", "MLPRouter", "moefy", "set_k", "find_ffns", "train_mlp_router", "expert_scores",
          "topk_experts", "collect_ffn_inputs", "expert_labels_of", "ROUTERS"}
