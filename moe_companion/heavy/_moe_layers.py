@@ -50,7 +50,14 @@ def expert_scores(h: torch.Tensor, n_experts: int) -> torch.Tensor:
 
 
 def topk_experts(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` largest scores per row, shape (T, k) (ties: lowest index first)."""
+    """Indices of the ``k`` largest scores per row, shape (T, k) (ties: lowest index first).
+
+    Raises ``ValueError`` naming ``k`` unless ``1 <= k <= E`` (the number of experts, ``scores.shape[-1]``).
+    """
+    n_experts = scores.shape[-1]
+    k = v.check_int(k, "k", lower=1)
+    if k > n_experts:
+        raise ValueError(f"k must be <= {n_experts} (the number of experts), got {k}")
     return torch.topk(scores, k, dim=-1, sorted=False).indices
 
 

@@ -169,7 +169,7 @@ def _in_cache(repo: str, kind: str = "model") -> bool:
 _REACHABLE: dict[str, bool] = {}
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def _hub_reachable(timeout: float = 2.0) -> bool:
     """One TCP connection to the hub (port 443) with a short timeout; the answer is kept per process."""
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         return False
@@ -252,6 +252,7 @@ class DryRun:
 
 
 def _peak_gb() -> float:
+    """Peak resident memory of this process so far (GB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
 
 
@@ -290,18 +291,21 @@ def _dry_modular(p, n_layers: int, seq: int) -> DryRun:
     last = max(p["layers"]) + 1
     out.stages.append(Stage("forward + capture", f"{seq} tokens x {n_layers} layers", secs, peak, "model",
                             per_tok * seq * n_layers, per_tok * n_paper_tok * last, 1, "bf16"))
-    x = acts[0]
+    # the analysis runs at the paper's size: captured rows resampled (with a little jitter) to n_tokens rows
+    rng = np.random.default_rng(0)
+    x0 = acts[0]
+    x = (x0[rng.integers(0, x0.shape[0], p["n_tokens"])]
+         * (1 + 0.01 * rng.standard_normal((p["n_tokens"], x0.shape[1])))).astype(np.float32)
     n_units = len(p["layers"]) * len(p["sparsities"])
     _, secs, peak = _timed(lambda: analyse_unit(x, x, p["sparsities"][len(p["sparsities"]) // 2],
                                                 n_blocks=p["n_blocks"], n_shuffles=p["n_shuffles"],
                                                 heatmap_cells=p["heatmap_cells"], threshold_method=p["threshold_method"],
                                                 seed=0))
-    scale = p["n_tokens"] / x.shape[0]
     out.stages.append(Stage("one (layer, sparsity) unit", f"{x.shape[0]} tokens x {x.shape[1]} features", secs, peak,
-                            "host", 0, 0, n_units * scale))
-    out.note = (f"analysis scaled linearly from {x.shape[0]} to {p['n_tokens']} tokens; {n_units} units; "
+                            "host", 0, 0, n_units))
+    out.note = (f"{n_units} analysis units at full size ({x0.shape[0]} captured tokens resampled to {p['n_tokens']}); "
                 f"n_blocks={p['n_blocks']}, n_shuffles={p['n_shuffles']}")
-    del model, acts, np
+    del model, acts
     return out
 
 
@@ -449,7 +453,8 @@ def dry_run(name: str, profile: str = "paper", *, n_layers: int = 2, seq: int = 
 
 def format_dry_run(d: DryRun) -> str:
     rows = [f"{d.chapter} dry run (paper-size configs, random weights, CPU):",
-            f"  {'stage':42s} {'sample':34s} {'CPU s':>8s} {'peak GB':>8s} {'paper, 1 GPU':>13s}"]
+            f"  {'stage':42s} {'sample':34s} {'CPU s':>8s} {'peak GB':>8s} {'paper, 1 GPU':>13s}",
+            "  (peak GB: the process's peak resident memory after the stage)"]
     for s in d.stages:
         rows.append(f"  {s.stage:42s} {s.sample:34s} {s.seconds:8.2f} {s.peak_gb:8.2f} {s.gpu_paper_s / 3600:11.2f} h")
     rows.append(f"  => extrapolated paper run on one GPU: {d.gpu_hours:.2f} h ({d.note})")

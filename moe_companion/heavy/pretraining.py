@@ -286,7 +286,7 @@ def _model_classes() -> dict[str, type]:
         def forward(self, x):
             return self.down(F.silu(self.gate(x)) * self.up(x))
 
-    class MoEFFN(nn.Module):
+    class TopKMoEFFN(nn.Module):  # trained top-k MoE (heavy._moe_layers.MoEFFN is the MoEfied one)
         """Top-k softmax-gated routed SwiGLU experts plus always-on shared experts."""
 
         def __init__(self, c: LMConfig):
@@ -330,7 +330,7 @@ def _model_classes() -> dict[str, type]:
             self.qkv = nn.Linear(c.hidden, 3 * c.hidden, bias=False)
             self.proj = nn.Linear(c.hidden, c.hidden, bias=False)
             self.norm2 = nn.RMSNorm(c.hidden, eps=1e-6)
-            self.ffn = MoEFFN(c) if c.ffn == "moe" else DenseFFN(c)
+            self.ffn = TopKMoEFFN(c) if c.ffn == "moe" else DenseFFN(c)
 
         def forward(self, x):
             B, T, H = x.shape
@@ -382,7 +382,7 @@ def _model_classes() -> dict[str, type]:
                 ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
             return logits, ce, aux, loads
 
-    _CLASSES.update(SwiGLU=SwiGLU, MoEFFN=MoEFFN, DenseFFN=DenseFFN, Block=Block, TinyLM=TinyLM)
+    _CLASSES.update(SwiGLU=SwiGLU, TopKMoEFFN=TopKMoEFFN, DenseFFN=DenseFFN, Block=Block, TinyLM=TinyLM)
     return _CLASSES
 
 
