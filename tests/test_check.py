@@ -117,3 +117,16 @@ def test_dry_run_of_one_chapter_with_one_layer(capsys):
     assert d.gpu_hours > 0
     text = check.format_dry_run(d)
     assert "extrapolated paper run on one GPU" in text and "TFLOP/s" in text
+
+
+def test_heavy_paper_workflow_has_a_chapter_matrix_hf_cache_and_early_checks():
+    import yaml
+    from conftest import ROOT
+
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "heavy-paper.yml").read_text())
+    job = wf["jobs"]["paper"]
+    assert "chapter" in job["strategy"]["matrix"] and "HF_HOME" in job["env"]
+    names = [s.get("name", "") for s in job["steps"]]
+    assert names[0].startswith("Check the Hugging Face token")
+    assert names.index("Pre-flight (CUDA, token, hub or cache; seconds)") < names.index("Run the chapter in the paper profile")
+    assert any("hub downloads" in n for n in names)

@@ -121,7 +121,7 @@ def format_requirements(req: Mapping[str, Any]) -> str:
     for t in req["tokenizers"]:
         lines.append(f"  tokenizer {t} (hub)")
     lines.append(f"  token    {'HF_TOKEN (gated model)' if req['needs_token'] else 'not needed'}")
-    lines.append(f"  GPU      {'CUDA, about %.1f GB of GPU memory' % req['gpu_memory_gb'] if req['needs_cuda'] else 'not needed (CPU)'}")
+    lines.append("  GPU      " + (f"CUDA, about {req['gpu_memory_gb']:.1f} GB of GPU memory" if req["needs_cuda"] else "not needed (CPU)"))
     lines.append(f"  disk     about {req['disk_gb']:.1f} GB in HF_HOME" if req["disk_gb"] else "  disk     nothing to download")
     if req["estimated_hours"]:
         lines.append(f"  time     about {req['estimated_hours']:g} h on one GPU (extrapolated: heavy check --dry-run)")
@@ -305,7 +305,7 @@ def _dry_modular(p, n_layers: int, seq: int) -> DryRun:
                             "host", 0, 0, n_units))
     out.note = (f"{n_units} analysis units at full size ({x0.shape[0]} captured tokens resampled to {p['n_tokens']}); "
                 f"n_blocks={p['n_blocks']}, n_shuffles={p['n_shuffles']}")
-    del model, acts
+
     return out
 
 
@@ -403,7 +403,12 @@ def _dry_probes(p, n_layers: int, seq: int) -> DryRun:
 def _dry_pretraining(p, n_layers: int, seq: int) -> DryRun:
     import numpy as np
 
-    from .pretraining import count_parameters, moe_config_from, train_lm, variant_configs
+    from .pretraining import (
+        count_parameters,
+        moe_config_from,
+        train_lm,
+        variant_configs,
+    )
     from .registry import TOKENIZERS
 
     vocab = TOKENIZERS.get(p["tokenizer"], {"vocab": 50257})["vocab"]

@@ -82,7 +82,9 @@ def compute_units(module: str, params: Mapping[str, Any], results_path: str | os
     -------
     dict with ``units`` (declared), ``cached``, ``computed`` and ``seconds``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import (
+        tqdm,  # text bars on stderr (widget bars would be dead on the static site)
+    )
 
     from .contract import Context, unit_label, varying_keys
 

@@ -175,7 +175,9 @@ def run_experiment(experiment: Experiment, params: Mapping[str, Any], store=None
     ctx : Context, optional
         Reuse a context (shared state); ``options`` are merged into its options.
     """
-    from tqdm.auto import tqdm
+    from tqdm import (
+        tqdm,  # text bars on stderr (widget bars would be dead on the static site)
+    )
 
     t0 = time.perf_counter()
     p = experiment.check_params(params)

@@ -266,7 +266,7 @@ def encode_texts(texts: Sequence[str], model, tokenizer, *, kind: str = "bert", 
     order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batched: less padding
     texts = [texts[i] for i in order]
     out = []
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars on stderr (widget bars would be dead on the static site)
 
     with torch.no_grad():
         for i in tqdm(range(0, len(texts), batch_size), desc="encoding batches", disable=not progress,

@@ -70,16 +70,16 @@ class ModelSpec:
         return self.n_ffn or self.n_layers
 
 
-_LLAMA2 = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-               num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096)
-_LLAMA31 = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0)
-_T5BASE = dict(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_decoder_layers=12,
-               num_heads=12, feed_forward_proj="relu", dropout_rate=0.0, decoder_start_token_id=0)
-_T5SMALL = dict(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6,
-                num_heads=8, feed_forward_proj="relu", dropout_rate=0.0, decoder_start_token_id=0)
-_MINILM = dict(vocab_size=30522, hidden_size=384, intermediate_size=1536, num_hidden_layers=6,
-               num_attention_heads=12, max_position_embeddings=512)
+_LLAMA2 = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+               "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096}
+_LLAMA31 = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 8192, "rope_theta": 500000.0}
+_T5BASE = {"vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_decoder_layers": 12,
+               "num_heads": 12, "feed_forward_proj": "relu", "dropout_rate": 0.0, "decoder_start_token_id": 0}
+_T5SMALL = {"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": 6,
+                "num_heads": 8, "feed_forward_proj": "relu", "dropout_rate": 0.0, "decoder_start_token_id": 0}
+_MINILM = {"vocab_size": 30522, "hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6,
+               "num_attention_heads": 12, "max_position_embeddings": 512}
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("meta-llama/Llama-2-7b-hf", "hub", "llama", 32, 4096, 11008, 32, 32000, 6_738_415_616,

@@ -317,7 +317,7 @@ def _code_cells(source_text: str) -> list[str]:
     """The code of a MyST notebook's ``{code-cell}`` blocks (magics dropped)."""
     import re
 
-    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", source_text, re.S)
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", source_text, re.DOTALL)
     out = []
     for c in cells:
         lines = [ln for ln in c.splitlines() if not ln.startswith((":", "%", "!"))]
