@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
+from .clustering import balanced_kmeans  # the one balanced k-means (re-exported here)
 from .noise import NOISE_TYPES, add_noise
 
 __all__ = [
@@ -154,54 +155,6 @@ def check_params(params: Mapping[str, Any]) -> dict:
 
 
 # ------------------------------------------------------------------------------ balanced k-means
-def balanced_kmeans(x, n_clusters: int, *, n_iter: int = 15, seed: int = 0) -> np.ndarray:
-    """Balanced k-means: ``n_clusters`` clusters of exactly ``n / n_clusters`` points each.
-
-    Lloyd iterations in which the assignment step minimises the total squared distance subject
-    to equal cluster sizes -- a linear assignment problem between the ``n`` points and
-    ``n / n_clusters`` copies of every centroid (``scipy.optimize.linear_sum_assignment``).
-    Stops when the assignment no longer changes or after ``n_iter`` iterations.
-
-    Parameters
-    ----------
-    x : array, shape (n, d)
-    n_clusters : int, must divide n (the number of experts E; n = d_ff)
-    n_iter : int >= 1
-    seed : int >= 0
-        Seed of the initial centroids (``n_clusters`` distinct points).
-
-    Returns
-    -------
-    ndarray of int, shape (n,)
-        Cluster of each point; ``np.bincount(labels) == n / n_clusters`` everywhere.
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    x = v.check_array(x, "x", ndim=2)
-    n = x.shape[0]
-    n_clusters = v.check_int(n_clusters, "n_experts", lower=1)
-    if n % n_clusters:
-        raise ValueError(f"n_experts must divide d_ff = {n}, got {n_clusters}")
-    n_iter = v.check_int(n_iter, "n_iter", lower=1)
-    size = n // n_clusters
-    rng = np.random.default_rng(v.check_seed(seed))
-    centers = x[rng.choice(n, n_clusters, replace=False)]
-    labels = None
-    sq = (x * x).sum(1)[:, None]
-    for _ in range(n_iter):
-        d2 = sq - 2.0 * x @ centers.T + (centers * centers).sum(1)[None, :]    # (n, E)
-        rows, cols = linear_sum_assignment(np.repeat(d2, size, axis=1))
-        new = np.empty(n, dtype=int)
-        new[rows] = cols // size
-        if labels is not None and np.array_equal(new, labels):
-            break
-        labels = new
-        centers = np.zeros_like(centers)
-        np.add.at(centers, labels, x)
-        centers /= size
-    return labels
-
-
 def cluster_model(model, n_experts: int, *, n_iter: int = 15, seed: int = 0, progress: bool = False) -> dict:
     """Expert labels of every FFN of ``model``: balanced k-means on its L2-normalised ``W_in`` rows.
 
@@ -247,22 +200,12 @@ class SentenceEmbeddingClassifier:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings, shape (n, d), in the order of ``texts``."""
-        import torch
+        from .encode import (
+            encode_mean_pooled,  # the one mean-pooling encoder (also probes')
+        )
 
-        order = _length_order(texts)
-        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
-                idx = order[i:i + self.batch_size]
-                enc = self.tokenizer([texts[j] for j in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt").to(device)
-                hid = self.model(**enc).last_hidden_state
-                m = enc["attention_mask"].unsqueeze(-1).to(hid.dtype)
-                emb = (hid * m).sum(1) / m.sum(1).clamp_min(1e-9)
-                emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-                out[idx] = emb.float().cpu().numpy()
-        return out
+        return encode_mean_pooled(texts, self.model, self.tokenizer, batch_size=self.batch_size,
+                                  max_length=self.max_length, normalize=True)
 
     def fit_head(self, texts: Sequence[str], labels, seed: int = 0) -> dict:
         """Fit a logistic regression (C chosen by 5-fold CV) on the embeddings; return its state."""

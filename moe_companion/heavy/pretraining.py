@@ -585,7 +585,9 @@ def train_lm(
     acc_ce, acc_aux, acc_load, acc_n = 0.0, 0.0, None, 0
     t0 = time.perf_counter()
     model.train()
-    from tqdm import tqdm  # text bars on stderr (widget bars would be dead on the static site)
+    from tqdm import (
+        tqdm,  # text bars on stderr (widget bars would be dead on the static site)
+    )
 
     for step in tqdm(range(steps), desc=desc, disable=not progress, mininterval=2.0, leave=False):
         starts = rng.integers(0, tr.size - T - 1, size=batch_size)

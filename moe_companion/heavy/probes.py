@@ -254,33 +254,13 @@ def encode_texts(texts: Sequence[str], model, tokenizer, *, kind: str = "bert", 
     -------
     np.ndarray, shape (n, hidden), float64
     """
-    import torch
+    from .encode import (
+        encode_mean_pooled,  # the one mean-pooling encoder (also MoEfication's)
+    )
 
     v.check_choice(kind, "kind", ("bert", "t5"))
-    batch_size = v.check_int(batch_size, "batch_size", lower=1)
-    max_length = v.check_int(max_length, "max_length", lower=2)
-    texts = list(texts)
-    if not texts:
-        raise ValueError("texts must not be empty")
-    device = next(model.parameters()).device
-    order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batched: less padding
-    texts = [texts[i] for i in order]
-    out = []
-    from tqdm import tqdm  # text bars on stderr (widget bars would be dead on the static site)
-
-    with torch.no_grad():
-        for i in tqdm(range(0, len(texts), batch_size), desc="encoding batches", disable=not progress,
-                      mininterval=2.0, leave=False):
-            enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt", return_token_type_ids=kind == "bert")
-            enc = {k: t.to(device) for k, t in enc.items()}
-            hs = model(**enc, output_hidden_states=True).hidden_states[layer]
-            mask = enc["attention_mask"].unsqueeze(-1).to(hs.dtype)
-            out.append(((hs * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu().numpy())
-    pooled = np.concatenate(out).astype(np.float64)
-    result = np.empty_like(pooled)
-    result[order] = pooled
-    return result
+    return encode_mean_pooled(texts, model, tokenizer, layer=layer, batch_size=batch_size, max_length=max_length,
+                              token_type_ids=kind == "bert", progress=progress).astype(np.float64)
 
 
 # ---------------------------------------------------------------------------------- noise, blocks
@@ -325,7 +305,6 @@ def feature_blocks(x: np.ndarray, n_blocks: int, *, seed: int = 0, balanced: boo
     np.ndarray of int, shape (d,)
         Block label of every feature, in ``range(n_blocks)``; every block is non-empty.
     """
-    from scipy.optimize import linear_sum_assignment
     from sklearn.cluster import KMeans
     from sklearn.manifold import spectral_embedding
 
@@ -340,14 +319,14 @@ def feature_blocks(x: np.ndarray, n_blocks: int, *, seed: int = 0, balanced: boo
     km = KMeans(n_clusters=n_blocks, n_init=4, random_state=seed).fit(emb)
     if not balanced:
         return km.labels_.astype(int)
+    from .clustering import (
+        balanced_assign,  # the one balanced assignment (also MoEfication's k-means)
+    )
+
     sizes = np.full(n_blocks, d // n_blocks)
     sizes[: d % n_blocks] += 1
-    slot_block = np.repeat(np.arange(n_blocks), sizes)
-    cost = ((emb[:, None, :] - km.cluster_centers_[None, slot_block, :]) ** 2).sum(-1)
-    rows, cols = linear_sum_assignment(cost)
-    labels = np.empty(d, dtype=int)
-    labels[rows] = slot_block[cols]
-    return labels
+    cost = ((emb[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(-1)
+    return balanced_assign(cost, sizes)
 
 
 def route(x: np.ndarray, blocks: np.ndarray, n_experts: int) -> np.ndarray:
