@@ -192,3 +192,31 @@ def test_findings_cli_json_lists_the_registry(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "moe_companion", "findings", "--chapter", "nope"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "chapter must be one of" in bad.stderr
+
+
+def _html_text_outside_glue(path) -> list[str]:
+    """Sentences of a built page that hold a decimal which is neither glued, marked {paper}, nor computed
+    by a cell (a cell's output is the computation itself)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    main = soup.find("main") or soup
+    for node in main.select(".pasted-text, .paper-number, .cell_output, .cell_input, script, style, "
+                            "div.highlight, code, a.headerlink"):
+        node.decompose()
+    text = main.get_text(" ")
+    return [m.group(0) for m in re.finditer(r"[^.\n]{0,60}(?<![\w.])\d+\.\d+[^\n]{0,20}", text)]
+
+
+@pytest.mark.build
+def test_rendered_errata_page_has_no_hand_typed_decimal(built_book):
+    assert built_book.returncode == 0
+    stray = _html_text_outside_glue(ROOT / "_build" / "html" / "book" / "errata.html")
+    assert not stray, "decimals on the rendered errata page that no finding supplies:\n" + "\n".join(stray[:10])
+
+
+@pytest.mark.build
+def test_rendered_errata_page_lists_every_finding(built_book, registry):
+    html = (ROOT / "_build" / "html" / "book" / "errata.html").read_text(encoding="utf-8")
+    missing = [f.id for f in registry if f.id not in html]
+    assert not missing, f"findings missing from the errata page: {missing}"
