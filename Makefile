@@ -3,13 +3,14 @@
 #                 cpu profile if missing or outdated, build the executed book into _build/html
 #   make test   — set up everything (also Debian chromium for the browser test) and run the whole test suite
 #   make serve  — build if needed, then serve _build/html on http://127.0.0.1:8000
+#   make test-fast — unit tests only (no book build, browser, heavy runs or kernels)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: book test serve setup vendor heavy chromium clean
+.PHONY: book test test-fast lint serve setup vendor heavy chromium clean
 
 setup: $(VENV)/.installed _vendor/.installed
 
@@ -39,7 +40,7 @@ heavy: setup
 	$(PY) -m moe_companion heavy run-all --profile cpu
 
 # jupyter-cache keys executed chapters on their source alone: drop it whenever the package changes
-PACKAGE_SOURCES := $(wildcard moe_companion/*.py moe_companion/heavy/*.py)
+PACKAGE_SOURCES := $(wildcard moe_companion/*.py moe_companion/*/*.py)
 _build/.package-stamp: $(PACKAGE_SOURCES)
 	rm -rf _build/.jupyter_cache
 	mkdir -p _build && touch $@
@@ -57,6 +58,14 @@ chromium:
 
 test: setup chromium _build/.package-stamp
 	$(PY) -m pytest
+
+# unit tests only: no book build, no browser, no heavy smoke runs, no kernels (about 2 minutes)
+test-fast: setup
+	$(PY) -m pytest -m "not build and not browser and not heavy and not slow"
+
+lint: setup
+	$(PY) -m ruff check moe_companion tests bench
+	$(PY) -m ruff format --check moe_companion tests bench
 
 clean:
 	rm -rf _build _vendor node_modules $(VENV)

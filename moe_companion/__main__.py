@@ -11,6 +11,8 @@ Commands
     What a run needs (models, data, token, GPU memory, disk, time); non-zero exit when missing.
 ``heavy list [--output-dir D]``
     Show the chapters, their modules and the state of their executed notebooks.
+``findings [--chapter NAME] [--json] [--recompute]``
+    Print every verdict of the book (reused from the last build's cache when current, else computed).
 """
 from __future__ import annotations
 
@@ -81,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--seq", type=int, default=128, help="sample sequence length of the dry run (default 128)")
     lst = hsub.add_parser("list", help="list heavy chapters and their state")
     lst.add_argument("--output-dir", default=None)
+    fnd = sub.add_parser("findings", help="every verdict of the book: value, uncertainty, rule, verdict")
+    fnd.add_argument("--chapter", default=None, help="one chapter module (default: all, in toc order)")
+    fnd.add_argument("--json", action="store_true", help="a JSON list of objects (id, chapter, statement, "
+                     "paper_claim, value, uncertainty, n_seeds, verdict, rule)")
+    fnd.add_argument("--recompute", action="store_true", help="ignore the findings cache of the last build")
     return parser
 
 
@@ -158,8 +165,40 @@ def _check(args) -> int:
     return status
 
 
+def _print_findings(args) -> int:
+    import json
+
+    from . import findings
+    from .style import fmt
+
+    found, how = findings.registry(args.chapter, use_cache=not args.recompute)
+    cached = sorted(name for name, h in how.items() if h == "cached")
+    computed = sorted(name for name, h in how.items() if h == "computed")
+    print(f"findings: reused from the last build's cache for {len(cached)} chapter(s) {cached}; "
+          f"computed now for {len(computed)} {computed}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([f.to_json() for f in found], indent=1, ensure_ascii=False))
+        return 0
+    for f in found:
+        print(f"{f.id}  [{f.verdict}]  {f.statement}")
+        if f.paper_claim:
+            print(f"    paper: {f.paper_claim}")
+        value = f.value if not isinstance(f.value, dict) else ", ".join(f"{k}={fmt(v)}" for k, v in f.value.items())
+        unc = "exact" if f.uncertainty is None else f"{f.uncertainty.kind} ({f.uncertainty.method})"
+        seeds = "" if f.n_seeds is None else f", {f.n_seeds} seeds"
+        print(f"    value: {value if isinstance(value, str) else fmt(value)}; uncertainty: {unc}{seeds}")
+        print(f"    rule: {f.rule.text}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "findings":
+        try:
+            return _print_findings(args)
+        except (ValueError, TypeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     from .heavy import runner
 
     try:

@@ -18,7 +18,9 @@ __all__ = [
     "check_probabilities",
     "check_spd",
     "check_choice",
+    "check_keys",
     "check_seed",
+    "check_random_state",
 ]
 
 
@@ -161,3 +163,18 @@ def check_keys(mapping: Any, required: Iterable[str], name: str = "params") -> d
 def check_seed(seed: Any, name: str = "seed") -> int:
     """Return a non-negative integer seed."""
     return check_int(seed, name, lower=0)
+
+
+def check_random_state(seed: Any, name: str = "seed") -> np.random.Generator:
+    """A ``numpy.random.Generator`` from ``seed`` (like scikit-learn's ``check_random_state``).
+
+    ``seed`` is a non-negative int (same seed, same numbers), ``None`` (fresh entropy) or a ``Generator``
+    (used as is, so a caller can thread one stream through several functions). Global state is never used.
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError(f"{name} must be an int, None or a numpy Generator, got a legacy RandomState")
+    return np.random.default_rng(check_seed(seed, name))

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from . import style
 from .figures import _check_grid, _evaluate
 
 __all__ = ["live_explorer"]
@@ -43,7 +44,7 @@ def live_explorer(
             description=labels.get(name, name), continuous_update=False, readout_format=".3g",
             layout=widgets.Layout(width="60%"),
         )
-    fig = go.FigureWidget(layout=dict(template="plotly_white", **(layout or {})))
+    fig = go.FigureWidget(layout=dict(template=style.TEMPLATE, **(layout or {})))
 
     def current() -> tuple[float, ...]:
         return tuple(float(sliders[n].value) for n in names)

@@ -22,6 +22,7 @@ sliders, whatever order they are moved in, and it works in JupyterLab's plotly r
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -30,9 +31,10 @@ import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
 
 from . import _validate as v
+from . import style
 from ._mystnb import MARKER
 
-__all__ = ["BookRenderer", "register_renderer", "slider_figure", "DATA_KEYS", "fingerprint"]
+__all__ = ["BookRenderer", "register_renderer", "slider_figure", "DATA_KEYS", "fingerprint", "FigureSpec"]
 
 #: Trace attributes that the second slider restyles (those a ``traces_fn`` may vary).
 DATA_KEYS = ("x", "y", "z", "text", "customdata", "error_y.array", "error_y.arrayminus",
@@ -230,7 +232,41 @@ def slider_figure(
         "fingerprints": [[[fingerprint(tr) for tr in table[i][j]] for j in range(nb)] for i in range(na)],
     }}
     fig.update_layout(sliders=sliders, meta=meta, margin=dict(b=260 if two else 150),
-                      height=680 if two else 560, template="plotly_white")
+                      height=680 if two else 560, template=style.TEMPLATE)
     if layout:
         fig.update_layout(**layout)
     return fig
+
+
+# ---------------------------------------------------------------------------------- chapter figure specs
+@dataclass(frozen=True)
+class FigureSpec:
+    """One chapter figure: the single builder behind its static slider and its live explorer.
+
+    ``traces(**{name: value})`` returns the figure's traces at one grid point; ``grid`` maps one or two
+    parameter names to their slider values; ``labels`` are the sliders' captions; ``layout`` holds the
+    title and axis titles (shared by both views); ``caption`` is the figure's alt text / aria label.
+    """
+
+    traces: Callable[..., Sequence[go.BaseTraceType]]
+    grid: Mapping[str, Sequence[float]]
+    initial: Mapping[str, float] | None = None
+    labels: Mapping[str, str] | None = None
+    layout: Mapping[str, Any] | None = None
+    fmt: str = "{:.3g}"
+    caption: str = ""
+
+    def static(self) -> go.Figure:
+        """The static-slider figure (plotly's own sliders over the precomputed grid)."""
+        fig = slider_figure(self.traces, self.grid, initial=self.initial, labels=self.labels, fmt=self.fmt,
+                            layout=self.layout)
+        if self.caption:
+            fig.layout.meta["moe_caption"] = self.caption
+        return fig
+
+    def live(self, **kwargs):
+        """The live ipywidgets explorer over the same builder (JupyterLab; needs a kernel)."""
+        from .explore import live_explorer
+
+        return live_explorer(self.traces, self.grid, initial=self.initial, labels=self.labels,
+                             layout=self.layout, **kwargs)

@@ -16,7 +16,7 @@ from scipy.linalg import toeplitz as _toeplitz
 
 from . import _validate as v
 
-__all__ = ["BlockModel", "BlockSample", "check_model"]
+__all__ = ["BlockModel", "BlockSample", "check_model", "first_probability", "haar_orthogonal", "with_p1"]
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,13 @@ class BlockModel:
 
         ``U_i`` is a Haar-random rotation (seeded) when ``rotate`` is true, else the identity.
         """
-        rng = np.random.default_rng(v.check_seed(seed))
+        rng = v.check_random_state(seed)
         covs = []
         for i, s in enumerate(spectra):
             lam = v.check_array(s, f"spectra[{i}]", ndim=1, lower=0.0, lower_inclusive=False)
             if lam.size == 0:
                 raise ValueError(f"spectra[{i}] must have at least one eigenvalue")
-            u = _haar(rng, lam.size) if rotate else np.eye(lam.size)
+            u = haar_orthogonal(lam.size, seed=rng) if rotate else np.eye(lam.size)
             covs.append((u * lam) @ u.T)
         if not covs:
             raise ValueError("spectra must list at least one block spectrum")
@@ -138,7 +138,7 @@ class BlockModel:
     def _from_covs(cls, covs, p, sigma2, beta_scale, seed):
         k = len(covs)
         beta_scale = v.check_scalar(beta_scale, "beta_scale", lower=0.0)
-        rng = np.random.default_rng(v.check_seed(seed))
+        rng = v.check_random_state(seed)
         betas = [rng.normal(0.0, beta_scale / np.sqrt(c.shape[0]), size=c.shape[0]) for c in covs]
         p = np.full(k, 1.0 / k) if p is None else p
         return cls(p, covs, betas, sigma2)
@@ -227,7 +227,7 @@ class BlockModel:
         """
         n = v.check_int(n, "n", lower=1)
         s2 = self._sigma2 if sigma2 is None else v.check_scalar(sigma2, "sigma2", lower=0.0)
-        rng = np.random.default_rng(v.check_seed(seed))
+        rng = v.check_random_state(seed)
         z = rng.choice(self.k, size=n, p=self._p)
         x = np.zeros((n, self.d))
         for i in range(self.k):
@@ -254,7 +254,29 @@ def check_model(model) -> BlockModel:
     return model
 
 
-def _haar(rng: np.random.Generator, n: int) -> np.ndarray:
-    """A Haar-distributed orthogonal matrix (QR of a Gaussian with sign fix)."""
-    q, r = np.linalg.qr(rng.standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
+def haar_orthogonal(n: int, r: int | None = None, seed=None) -> np.ndarray:
+    """A Haar-distributed ``n x r`` matrix with orthonormal columns (``r = n``: an orthogonal matrix).
+
+    QR of a Gaussian matrix with the sign fix that makes the distribution exactly Haar. ``seed`` is an
+    int, ``None`` or a ``numpy.random.Generator``.
+    """
+    n = v.check_int(n, "n", lower=1)
+    r = n if r is None else v.check_int(r, "r", lower=1, upper=n)
+    q, rr = np.linalg.qr(v.check_random_state(seed).standard_normal((n, r)))
+    return q * np.sign(np.diag(rr))
+
+
+def first_probability(k: int, p1: float) -> np.ndarray:
+    """Routing probabilities ``[p_1, (1 - p_1)/(k - 1), ...]``: expert 1's share, the rest uniform (k >= 2)."""
+    k = v.check_int(k, "k", lower=2)
+    p1 = v.check_scalar(p1, "p1", lower=0.0, upper=1.0, lower_inclusive=False, upper_inclusive=False)
+    return np.r_[p1, np.full(k - 1, (1.0 - p1) / (k - 1))]
+
+
+def with_p1(model: BlockModel, p1: float) -> BlockModel:
+    """``model`` with ``p_1 = p1`` and the remaining mass spread uniformly over the other experts."""
+    model = check_model(model)
+    if model.k == 1:
+        v.check_scalar(p1, "p1", lower=1.0, upper=1.0)
+        return model
+    return model.replace(p=first_probability(model.k, p1))

@@ -30,6 +30,7 @@ import scipy.linalg as sla
 
 from . import _validate as v
 from .model import BlockModel, check_model
+from .simulate import least_squares, min_norm
 
 __all__ = [
     "min_norm",
@@ -54,34 +55,6 @@ __all__ = [
     "crossover_rows",
     "case_study_excess",
 ]
-
-
-def min_norm(a, y) -> np.ndarray:
-    """Minimum-norm least-squares solution ``a^+ y``.
-
-    Parameters
-    ----------
-    a : array_like, shape (n, d)
-    y : array_like, shape (n,)
-
-    Returns
-    -------
-    ndarray, shape (d,)
-        ``(a^T a)^{-1} a^T y`` when ``n >= d``, ``a^T (a a^T)^{-1} y`` when ``n < d`` (Cholesky of the
-        smaller Gram matrix; falls back to an SVD solve when that matrix is numerically singular).
-        ``n = 0`` gives zeros.
-    """
-    a = v.check_array(a, "a", ndim=2)
-    y = v.check_array(y, "y", shape=(a.shape[0],))
-    n, d = a.shape
-    if n == 0:
-        return np.zeros(d)
-    try:
-        if n >= d:
-            return sla.cho_solve(sla.cho_factor(a.T @ a, check_finite=False), a.T @ y, check_finite=False)
-        return a.T @ sla.cho_solve(sla.cho_factor(a @ a.T, check_finite=False), y, check_finite=False)
-    except np.linalg.LinAlgError:
-        return np.linalg.lstsq(a, y, rcond=None)[0]
 
 
 def _quad_err(model: BlockModel, blocks) -> np.ndarray:
@@ -117,13 +90,8 @@ def bayes_risks(model: BlockModel) -> dict:
 
 
 def fit_estimators(model: BlockModel, xbar, y, z) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Dense and sparse minimum-norm estimators on one sample: ``(beta_dense (d,), [beta_i (d_i,)])``."""
-    model = check_model(model)
-    xbar = v.check_array(xbar, "xbar", ndim=2)
-    dense = min_norm(xbar, y)
-    z = np.asarray(z)
-    sparse = [min_norm(xbar[z == i, model.block_slice(i)], np.asarray(y)[z == i]) for i in range(model.k)]
-    return dense, sparse
+    """Dense and sparse minimum-norm estimators on one sample (:func:`moe_companion.simulate.least_squares`)."""
+    return least_squares(model, xbar, y, z)
 
 
 class _Accumulator:

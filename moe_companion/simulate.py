@@ -7,12 +7,13 @@ over the closed-form curves and the tests can compare within a few standard erro
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 
 from . import _validate as v
 from . import theory
 from .model import BlockModel, check_model
 
-__all__ = ["fitted_coefficients", "fitted_risk", "misrouting_risk", "risk", "risk_gap"]
+__all__ = ["fitted_coefficients", "fitted_risk", "least_squares", "min_norm", "misrouting_risk", "risk", "risk_gap"]
 
 _ESTIMATORS = ("dense", "sparse")
 
@@ -120,28 +121,77 @@ def misrouting_risk(model: BlockModel, i: int, j: int, eta: float, reading: str,
     return _mean_se((dense - target) ** 2), _mean_se((sparse - target) ** 2)
 
 
-def fitted_coefficients(model: BlockModel, estimator: str, n_train: int, seed: int) -> list[np.ndarray]:
-    """Minimum-norm least-squares fits on ``n_train`` noisy training samples (Section 3.2).
+def min_norm(a, y) -> np.ndarray:
+    """Minimum-norm least-squares solution ``a^+ y``.
 
-    Dense: ``(Xbar^T Xbar)^+ Xbar^T Y`` on all ``d`` noisy features.  Sparse: for each expert, the
-    same on its own rows (``z = i``) and its own noisy block; an expert with no rows gets zeros.
-    Returns k coefficient blocks, shapes (d_i,).
+    Parameters
+    ----------
+    a : array_like, shape (n, d)
+    y : array_like, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (d,)
+        ``(a^T a)^{-1} a^T y`` when ``n >= d``, ``a^T (a a^T)^{-1} y`` when ``n < d`` (Cholesky of the
+        smaller Gram matrix; falls back to an SVD solve when that matrix is numerically singular).
+        ``n = 0`` gives zeros.
+    """
+    a = v.check_array(a, "a", ndim=2)
+    y = v.check_array(y, "y", shape=(a.shape[0],))
+    n, d = a.shape
+    if n == 0:
+        return np.zeros(d)
+    try:
+        if n >= d:
+            return sla.cho_solve(sla.cho_factor(a.T @ a, check_finite=False), a.T @ y, check_finite=False)
+        return a.T @ sla.cho_solve(sla.cho_factor(a @ a.T, check_finite=False), y, check_finite=False)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(a, y, rcond=None)[0]
+
+
+def least_squares(model: BlockModel, xbar, y, z) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Dense and sparse minimum-norm least-squares fits on one sample (Section 3.2; Monte Carlo for Eq. 3).
+
+    Dense: :func:`min_norm` of ``y`` on all ``d`` noisy features.  Sparse: for each expert, the same on
+    its own rows (``z = i``) and its own noisy block; an expert with no rows gets zeros.
+
+    Parameters
+    ----------
+    model : BlockModel
+    xbar : array_like, shape (n, d)
+    y : array_like, shape (n,)
+    z : array_like of int, shape (n,)
+
+    Returns
+    -------
+    dense : ndarray, shape (d,)
+    sparse : list of k ndarrays, shapes (d_i,)
+    """
+    model = check_model(model)
+    xbar = v.check_array(xbar, "xbar", ndim=2)
+    if xbar.shape[1] != model.d:
+        raise ValueError(f"xbar must have d={model.d} columns, got {xbar.shape[1]}")
+    y = v.check_array(y, "y", shape=(xbar.shape[0],))
+    z = np.asarray(z)
+    if z.shape != (xbar.shape[0],):
+        raise ValueError(f"z must have shape ({xbar.shape[0]},) like the rows of xbar, got {z.shape}")
+    sparse = [min_norm(xbar[z == i][:, model.block_slice(i)], y[z == i]) for i in range(model.k)]
+    return min_norm(xbar, y), sparse
+
+
+def fitted_coefficients(model: BlockModel, estimator: str, n_train: int, seed) -> list[np.ndarray]:
+    """Minimum-norm least-squares fits (:func:`least_squares`) on ``n_train`` fresh noisy training samples.
+
+    Returns k coefficient blocks, shapes (d_i,): the dense fit split by block, or the k sparse experts.
     """
     model = check_model(model)
     v.check_choice(estimator, "estimator", _ESTIMATORS)
     n = v.check_int(n_train, "n_train", lower=1)
-    s = model.sample(n, v.check_seed(seed))
+    s = model.sample(n, seed)
+    dense, sparse = least_squares(model, s.xbar, s.y, s.z)
     if estimator == "dense":
-        beta = np.linalg.lstsq(s.xbar, s.y, rcond=None)[0]
-        return [beta[model.block_slice(i)] for i in range(model.k)]
-    out = []
-    for i in range(model.k):
-        rows = s.z == i
-        if not rows.any():
-            out.append(np.zeros(model.dims[i]))
-            continue
-        out.append(np.linalg.lstsq(s.xbar[rows][:, model.block_slice(i)], s.y[rows], rcond=None)[0])
-    return out
+        return [dense[model.block_slice(i)] for i in range(model.k)]
+    return sparse
 
 
 def fitted_risk(model: BlockModel, estimator: str, n_train: int, n_reps: int, seed: int,

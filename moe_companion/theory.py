@@ -50,6 +50,7 @@ __all__ = [
     "risk_of_coefficients",
     "risk_sparse",
     "risk_sparse_direct",
+    "shrinkage_ratios",
     "sparse_wins_direction",
 ]
 
@@ -78,6 +79,28 @@ def bayes_sparse(model: BlockModel) -> list[np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- helpers
+def shrinkage_ratios(model: BlockModel, coefficients=None) -> dict[str, np.ndarray]:
+    """``||beta_hat_i|| / ||beta_i*||`` per block (1 = no shrinkage), shape (k,) per estimator.
+
+    Without ``coefficients``: the Bayes estimators of Eq. (3), ``{"dense": ..., "sparse": ...}``. With
+    ``coefficients = (dense (d,), sparse [k arrays (d_i,)])`` (e.g. least-squares fits): those instead.
+    """
+    model = check_model(model)
+    norms = np.array([np.linalg.norm(b) for b in model.betas])
+    if np.any(norms == 0):
+        raise ValueError("betas must be non-zero in every block to define a shrinkage ratio")
+    if coefficients is None:
+        dense, sparse = bayes_dense(model), bayes_sparse(model)
+    else:
+        full, sparse = coefficients
+        full = v.check_array(full, "coefficients[0]", shape=(model.d,))
+        dense = [full[model.block_slice(i)] for i in range(model.k)]
+        if len(sparse) != model.k:
+            raise ValueError(f"coefficients[1] must list k={model.k} experts, got {len(sparse)}")
+    return {"dense": np.array([np.linalg.norm(b) for b in dense]) / norms,
+            "sparse": np.array([np.linalg.norm(b) for b in sparse]) / norms}
+
+
 def _spectrum(model: BlockModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All eigen-directions flattened: ``lam`` (D,), ``b2`` (D,), block index ``blk`` (D,)."""
     lam = np.concatenate([e[0] for e in model.eigh])

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, toc_pages
 from nbclient import NotebookClient
 
-EXPLORER_CALLS = ("live_explorer(", "_explorer(")
+EXPLORER_CALLS = ("live_explorer(", "_explorer(", ".live(")
 
 PROBE = """
 import json as _json

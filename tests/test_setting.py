@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moe_companion import BlockModel
-from moe_companion.setting import (least_squares_estimators, shrinkage_explorer, shrinkage_figure,
-                                   shrinkage_ratios, shrinkage_traces, with_p1)
-from moe_companion.theory import bayes_dense, bayes_sparse
+from moe_companion import BlockModel, simulate
+from moe_companion.chapters import setting as chapter
+from moe_companion.model import with_p1
+from moe_companion.theory import bayes_dense, bayes_sparse, shrinkage_ratios
 
 
 def _direct(model):
@@ -40,7 +40,9 @@ def test_eigenbasis_estimators_equal_the_normal_equations(seed):
 
 def test_least_squares_converges_to_eq3():
     m = BlockModel.toeplitz(k=3, block_dim=3, rho=0.4, p=[0.2, 0.3, 0.5], sigma2=0.7, seed=1)
-    dense, sparse = least_squares_estimators(m, n=400_000, seed=2)
+    s = m.sample(400_000, seed=2)
+    full, sparse = simulate.least_squares(m, s.xbar, s.y, s.z)
+    dense = [full[m.block_slice(i)] for i in range(m.k)]
     for a, b in zip(dense, bayes_dense(m)):
         np.testing.assert_allclose(a, b, atol=0.02)
     for a, b in zip(sparse, bayes_sparse(m)):
@@ -62,19 +64,20 @@ def test_with_p1_and_figure_inputs():
     with pytest.raises(ValueError, match="p1 must be > 0"):
         with_p1(m, 0.0)
     with pytest.raises(ValueError, match="n must be >= 2"):
-        least_squares_estimators(m, n=1)
+        chapter.fitted_ratios(m, n=1)
     with pytest.raises(ValueError, match="leaves expert"):
-        least_squares_estimators(m, n=5)
+        chapter.fitted_ratios(m, n=5)
 
 
 def test_figure_and_explorer_use_the_same_builder():
     m = BlockModel.toeplitz(k=3, block_dim=3, rho=0.3, seed=0)
     grid = {"sigma2": [0.1, 1.0], "p1": [0.2, 0.5]}
-    fig = shrinkage_figure(m, grid=grid, n_mc=2000)
+    spec = chapter.FigureSpec(lambda sigma2, p1: chapter.shrinkage_traces(sigma2, p1, model=m, n_mc=2000), grid)
+    fig = spec.static()
     assert len(fig.data) == 2 * 4 and len(fig.layout.sliders) == 2
-    box = shrinkage_explorer(m, grid=grid, n_mc=2000)
+    box = spec.live()
     box.sliders["sigma2"].value = 0.55
     box.sliders["p1"].value = 0.35
-    want = shrinkage_traces(m, 0.55, 0.35, n_mc=2000)
+    want = chapter.shrinkage_traces(0.55, 0.35, model=m, n_mc=2000)
     for got, w in zip(box.figure.data, want):
         np.testing.assert_allclose(got.y, w.y)
