@@ -128,5 +128,6 @@ def test_heavy_paper_workflow_has_a_chapter_matrix_hf_cache_and_early_checks():
     assert "chapter" in job["strategy"]["matrix"] and "HF_HOME" in job["env"]
     names = [s.get("name", "") for s in job["steps"]]
     assert names[0].startswith("Check the Hugging Face token")
-    assert names.index("Pre-flight (CUDA, token, hub or cache; seconds)") < names.index("Run the chapter in the paper profile")
+    assert (names.index("Pre-flight (CUDA, token, hub or cache; seconds)")
+            < names.index("Run the chapter in the paper profile"))
     assert any("hub downloads" in n for n in names)

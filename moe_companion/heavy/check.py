@@ -121,8 +121,10 @@ def format_requirements(req: Mapping[str, Any]) -> str:
     for t in req["tokenizers"]:
         lines.append(f"  tokenizer {t} (hub)")
     lines.append(f"  token    {'HF_TOKEN (gated model)' if req['needs_token'] else 'not needed'}")
-    lines.append("  GPU      " + (f"CUDA, about {req['gpu_memory_gb']:.1f} GB of GPU memory" if req["needs_cuda"] else "not needed (CPU)"))
-    lines.append(f"  disk     about {req['disk_gb']:.1f} GB in HF_HOME" if req["disk_gb"] else "  disk     nothing to download")
+    gpu = f"CUDA, about {req['gpu_memory_gb']:.1f} GB of GPU memory" if req["needs_cuda"] else "not needed (CPU)"
+    lines.append(f"  GPU      {gpu}")
+    disk = f"about {req['disk_gb']:.1f} GB in HF_HOME" if req["disk_gb"] else "nothing to download"
+    lines.append(f"  disk     {disk}")
     if req["estimated_hours"]:
         lines.append(f"  time     about {req['estimated_hours']:g} h on one GPU (extrapolated: heavy check --dry-run)")
     return "\n".join(lines)
@@ -284,7 +286,8 @@ def _dry_modular(p, n_layers: int, seq: int) -> DryRun:
     out.stages.append(Stage("build random model", f"{n_layers} of {spec.n_layers} layers", secs, peak, "host", 0, 0, 0))
     seq = min(seq, p["seq_len"])
     ids = torch.randint(0, spec.vocab, (1, seq), generator=torch.Generator().manual_seed(0))
-    per_tok = 2 * _llama_layer_params(spec) if spec.family == "llama" else 2 * (4 * spec.hidden ** 2 + 2 * spec.hidden * spec.d_ff)
+    per_tok = (2 * _llama_layer_params(spec) if spec.family == "llama"
+               else 2 * (4 * spec.hidden ** 2 + 2 * spec.hidden * spec.d_ff))
     acts, secs, peak = _timed(lambda: capture_mlp_inputs(model, ids, layers=list(range(n_layers)),
                                                          projection=p["projection"], batch_size=1, progress=False))
     n_paper_tok = p["n_tokens"] + p["n_calib_tokens"]
@@ -299,7 +302,8 @@ def _dry_modular(p, n_layers: int, seq: int) -> DryRun:
     n_units = len(p["layers"]) * len(p["sparsities"])
     _, secs, peak = _timed(lambda: analyse_unit(x, x, p["sparsities"][len(p["sparsities"]) // 2],
                                                 n_blocks=p["n_blocks"], n_shuffles=p["n_shuffles"],
-                                                heatmap_cells=p["heatmap_cells"], threshold_method=p["threshold_method"],
+                                                heatmap_cells=p["heatmap_cells"],
+                                                threshold_method=p["threshold_method"],
                                                 seed=0))
     out.stages.append(Stage("one (layer, sparsity) unit", f"{x.shape[0]} tokens x {x.shape[1]} features", secs, peak,
                             "host", 0, 0, n_units))
@@ -365,7 +369,8 @@ def _dry_probes(p, n_layers: int, seq: int) -> DryRun:
     n_layers = min(n_layers, spec.n_layers)
     model, secs, peak = _timed(lambda: random_model(spec.name, head="encoder", n_layers=n_layers))
     out = DryRun("linear_probes")
-    out.stages.append(Stage("build random encoder", f"{n_layers} of {spec.n_layers} layers", secs, peak, "host", 0, 0, 0))
+    out.stages.append(Stage("build random encoder", f"{n_layers} of {spec.n_layers} layers", secs, peak, "host",
+                            0, 0, 0))
     seq = min(seq, p["max_length"])
     bs = min(p["batch_size"], 8)
     ids = torch.randint(0, spec.vocab, (bs, seq), generator=torch.Generator().manual_seed(0))
@@ -378,7 +383,8 @@ def _dry_probes(p, n_layers: int, seq: int) -> DryRun:
     per_tok_layer = 2 * (4 * spec.hidden ** 2 + 2 * spec.hidden * spec.d_ff)
     n_texts = (p["n_train"] + p["n_val"] + p["n_test"]) * len(p["tasks"])
     out.stages.append(Stage("encoder forward (one batch)", f"{bs} texts x {seq} tokens", secs, peak, "model",
-                            per_tok_layer * n_layers * seq * bs, per_tok_layer * spec.n_layers * p["max_length"] * n_texts,
+                            per_tok_layer * n_layers * seq * bs,
+                            per_tok_layer * spec.n_layers * p["max_length"] * n_texts,
                             1, "fp32"))
     rng = np.random.default_rng(0)
     n_pool = p["n_train"] + p["n_val"]
@@ -427,7 +433,8 @@ def _dry_pretraining(p, n_layers: int, seq: int) -> DryRun:
         paper = 6 * full_act * p["batch_size"] * p["seq_len"] * p["steps"] * len(p["seeds"])
         out.stages.append(Stage(f"{name}: 2 training steps", f"{bs} x {seq} tokens, {cfg.n_layers} layers", secs, peak,
                                 "model", 6 * act * bs * seq * 2, paper, 1, "fp32"))
-    out.note = f"{len(p['variants'])} variants x {len(p['seeds'])} seeds x {p['steps']} steps of {p['batch_size']} x {p['seq_len']} tokens"
+    out.note = (f"{len(p['variants'])} variants x {len(p['seeds'])} seeds x {p['steps']} steps of "
+                f"{p['batch_size']} x {p['seq_len']} tokens")
     return out
 
 

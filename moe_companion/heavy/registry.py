@@ -73,7 +73,8 @@ class ModelSpec:
 _LLAMA2 = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
                "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096}
 _LLAMA31 = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-                "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 8192, "rope_theta": 500000.0}
+                "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 8192,
+            "rope_theta": 500000.0}
 _T5BASE = {"vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_decoder_layers": 12,
                "num_heads": 12, "feed_forward_proj": "relu", "dropout_rate": 0.0, "decoder_start_token_id": 0}
 _T5SMALL = {"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": 6,
