@@ -70,9 +70,9 @@ def _tokenizers_of(name: str, p: Mapping[str, Any]) -> list[str]:
     return [p["tokenizer"]] if name == "moe_pretraining" else []
 
 
-#: Rough paper-profile wall time on one GPU (hours), from :func:`dry_run` on this project's CPU
+#: Paper-profile time on one GPU (hours) extrapolated by :func:`dry_run` (--layers 2) on this project's 2-core CPU
 #: machine (see the README); shown by ``heavy check`` before any dry run.
-PAPER_HOURS = {"modular_structure": 0.5, "moefication_noise": 2.0, "linear_probes": 3.0, "moe_pretraining": 12.0}
+PAPER_HOURS = {"modular_structure": 0.9, "moefication_noise": 0.2, "linear_probes": 0.8, "moe_pretraining": 12.0}
 
 
 def requirements(name: str, profile: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
