@@ -102,11 +102,11 @@ def test_check_params_names_the_parameter():
 
 def test_run_experiment_smoke_resumes_identically(tmp_path):
     p = {**modular.PROFILES["smoke"], "sparsities": [0.0, 0.7], "heatmap_sparsities": [0.7]}
-    full = modular.run_experiment(p, tmp_path / "a.jsonl", progress=False, threads=1)
+    full = modular.run_experiment(p, tmp_path / "a.jsonl", progress=False, threads=1).data
     lines = (tmp_path / "a.jsonl").read_text().splitlines()
     assert len(lines) == 4 and "heatmap" in full[1] and "heatmap" not in full[0]
     (tmp_path / "b.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])  # killed mid-write
-    resumed = modular.run_experiment(p, tmp_path / "b.jsonl", progress=False, threads=1)
+    resumed = modular.run_experiment(p, tmp_path / "b.jsonl", progress=False, threads=1).data
     assert resumed == full
     assert len(ResultStore(tmp_path / "b.jsonl")) == 4
     rec = full[1]
@@ -130,7 +130,7 @@ def test_chapter_runs_in_smoke_profile(smoke_chapter):
 def test_greedy_allocation_runs_and_keeps_uniform_keys_apart(tmp_path):
     p = {**modular.PROFILES["smoke"], "layers": [0], "sparsities": [0.5], "heatmap_sparsities": [0.5],
          "allocation": "greedy"}
-    rec = modular.run_experiment(p, tmp_path / "g.jsonl", progress=False, threads=1)[0]
+    rec = modular.run_experiment(p, tmp_path / "g.jsonl", progress=False, threads=1).data[0]
     g = rec["greedy"]
     assert g["block_sparsity"] == pytest.approx(0.5, abs=1e-6)
     assert rec["threshold"] == pytest.approx(g["t_in"], rel=1e-5)

@@ -199,7 +199,7 @@ def test_smoke_experiment_and_resume_after_kill(tmp_path):
     params = dict(mf.PROFILES["smoke"])
     params.update(n_test=12, seeds=[0, 1], ks=[2, 6])
     full = tmp_path / "full.jsonl"
-    res = mf.run_experiment(full, progress=False, **params)
+    res = mf.run_experiment(params, full, progress=False).data
     n_units = (1 + 2 * 2) * 3  # (clean + 2 noises x 2 seeds) x (dense + 2 K)
     assert len(res["units"]) == n_units
     assert all(0.0 <= u["acc"] <= 1.0 and len(u["correct"]) == 12 for u in res["units"])
@@ -214,7 +214,7 @@ def test_smoke_experiment_and_resume_after_kill(tmp_path):
     lines = full.read_text().splitlines(keepends=True)
     killed = tmp_path / "killed.jsonl"
     killed.write_text("".join(lines[:7]) + lines[7][: len(lines[7]) // 2])
-    res2 = mf.run_experiment(killed, progress=False, **params)
+    res2 = mf.run_experiment(params, killed, progress=False).data
     assert res2["units"] == res["units"]
     # the resumed file holds every unit exactly as the uninterrupted run
     recs = {json.dumps(json.loads(l)["key"], sort_keys=True): json.loads(l)["value"]
@@ -224,14 +224,14 @@ def test_smoke_experiment_and_resume_after_kill(tmp_path):
     # finished units are not recomputed (a complete store needs no model)
     again = tmp_path / "again.jsonl"
     shutil.copy(full, again)
-    assert mf.run_experiment(again, progress=False, **params)["units"] == res["units"]
+    assert mf.run_experiment(params, again, progress=False).data["units"] == res["units"]
     assert again.read_text() == full.read_text()
 
 
 def test_smoke_mlp_router_end_to_end(tmp_path):
     params = dict(mf.PROFILES["smoke"])
     params.update(n_test=8, seeds=[0], ks=[2], noise_types=["char"], router="mlp", n_train=60)
-    res = mf.run_experiment(tmp_path / "r.jsonl", progress=False, **params)
+    res = mf.run_experiment(params, tmp_path / "r.jsonl", progress=False).data
     assert len(res["units"]) == 2 * 2
 
 

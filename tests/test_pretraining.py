@@ -242,11 +242,11 @@ def test_hf_tokenization_in_newline_chunks_equals_one_call(monkeypatch):
 
 def test_run_experiment_resumes_identically_and_figures_build(tmp_path):
     p = {**pt.PROFILES["smoke"], "steps": 4, "eval_every": 2}
-    full = pt.run_experiment(p, ResultStore(tmp_path / "a.jsonl"), progress=False)
+    full = pt.run_experiment(p, ResultStore(tmp_path / "a.jsonl"), progress=False).data
     lines = (tmp_path / "a.jsonl").read_text().splitlines()
     assert len(lines) == 3
     (tmp_path / "b.jsonl").write_text(lines[0] + "\n")
-    resumed = pt.run_experiment(p, ResultStore(tmp_path / "b.jsonl"), progress=False)
+    resumed = pt.run_experiment(p, ResultStore(tmp_path / "b.jsonl"), progress=False).data
     rows = pt.summarize(full)
     for res in (full, resumed):
         for runs in res["runs"].values():

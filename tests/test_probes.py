@@ -147,11 +147,11 @@ def test_run_experiment_resumes_and_summarize_computes_drops(tmp_path):
     p = {**pr.PROFILES["smoke"], "n_train": 300, "n_val": 200, "n_test": 200, "seeds": [0, 1],
          "sigmas": [1.0], "n_experts": [3], "noise_in_training": [False]}
     pools = {"tweets": _pool()}
-    rows = pr.run_experiment(p, ResultStore(tmp_path / "a.jsonl"), pools=pools, progress=False)
+    rows = pr.run_experiment(p, ResultStore(tmp_path / "a.jsonl"), pools=pools, progress=False).data
     assert len(rows) == 2 * 2 * 2  # sigma in {0, 1} x seeds x {dense, moe}
     lines = (tmp_path / "a.jsonl").read_text().splitlines()
     (tmp_path / "b.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:30])
-    again = pr.run_experiment(p, ResultStore(tmp_path / "b.jsonl"), pools=pools, progress=False)
+    again = pr.run_experiment(p, ResultStore(tmp_path / "b.jsonl"), pools=pools, progress=False).data
     assert again == rows
     table = pr.summarize(rows, task="tweets", noise_in_training=False, n_experts=3)
     get = {(r["probe"], r["sigma"], r["seed"]): r["accuracy"] for r in rows}

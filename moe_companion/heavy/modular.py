@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from .store import ResultStore
 
 __all__ = [
+    "EXPERIMENT",
     "PROFILES",
     "ModularStructure",
     "analyse_unit",
@@ -124,9 +124,12 @@ PROFILES = {
 
 def check_params(params: Mapping[str, Any]) -> dict:
     """Validate the chapter's parameters (called by the runner before any model is loaded)."""
-    p = dict(params)
-    if not isinstance(p["model"], str) or not p["model"]:
-        raise ValueError(f"model must be a non-empty string, got {p['model']!r}")
+    from .registry import DATASETS, get_model
+
+    p = v.check_keys(params, PROFILES["cpu"])
+    spec = get_model(p["model"])
+    if spec.family not in ("llama", "bert"):
+        raise ValueError(f"model must be a Llama- or BERT-style model, got {p['model']!r} ({spec.family})")
     v.check_choice(p["text"], "text", ("pydoc", "wikitext-2-raw-v1"))
     p["seq_len"] = v.check_int(p["seq_len"], "seq_len", lower=2)
     for name in ("n_tokens", "n_calib_tokens"):
@@ -138,6 +141,15 @@ def check_params(params: Mapping[str, Any]) -> dict:
     p["layers"] = [v.check_int(x, f"layers[{i}]", lower=0) for i, x in enumerate(p["layers"])]
     if len(set(p["layers"])) != len(p["layers"]):
         raise ValueError(f"layers must not repeat, got {p['layers']}")
+    for i, layer in enumerate(p["layers"]):
+        if layer >= spec.n_layers:
+            raise ValueError(f"layers[{i}] must be < {spec.n_layers} (the layers of {spec.name}), got {layer}")
+    if p["text"] == "pydoc":  # a token is at least one character: an upper bound known before tokenizing
+        n_chars = DATASETS["pydoc"].splits["chars"]
+        total = p["n_tokens"] + p["n_calib_tokens"]
+        if total > n_chars:
+            raise ValueError(f"n_tokens + n_calib_tokens must be <= {n_chars} (characters of the pydoc text), "
+                             f"got n_tokens={p['n_tokens']} + n_calib_tokens={p['n_calib_tokens']} = {total}")
     v.check_choice(p["projection"], "projection", ("up_proj", "gate_proj"))
     for name in ("sparsities", "heatmap_sparsities"):
         if not p[name]:
@@ -400,55 +412,75 @@ def _greedy_unit(model, layer, x, calib, s, p, key, seed) -> dict:
     return out
 
 
-def run_experiment(params: Mapping[str, Any], results_path, *, progress: bool = True,
-                   threads: int = 2) -> list[dict]:
-    """Run (or resume) every (layer, sparsity) unit and return one record per unit.
+def _units(p: dict, ctx) -> list[dict]:
+    return [_unit_key(p, layer, s) for layer in p["layers"] for s in p["sparsities"]]
+
+
+def _activations(p: dict, ctx) -> dict:
+    """Load the model once per context and capture the MLP inputs of every analysed layer."""
+    import torch
+
+    from .activations import capture_mlp_inputs
+    from .data import load_text, token_stream
+    from .device import select_device
+    from .registry import load
+
+    torch.set_num_threads(ctx.option("threads", 2))
+    device, dtype = ctx.option("device") or select_device(verbose=ctx.progress)
+    from .registry import get_model
+
+    model, tokenizer = load(p["model"], head="causal_lm" if get_model(p["model"]).family == "llama" else "base",
+                            device=device, dtype=dtype, seed=p["seed"])
+    text = load_text(p["text"])
+    ids = token_stream(tokenizer, text, p["n_calib_tokens"] + p["n_tokens"], p["seq_len"])
+    n_cal_tok = (p["n_calib_tokens"] // p["seq_len"]) * p["seq_len"]
+    acts = capture_mlp_inputs(model, ids, layers=sorted(p["layers"]), projection=p["projection"],
+                              batch_size=p["batch_size"], progress=ctx.progress, desc="activations")
+    return {"model": model if p["allocation"] == "greedy" else None,  # only greedy needs it later
+            "calib": {i: a[:n_cal_tok] for i, a in acts.items()},
+            "acts": {i: a[n_cal_tok:] for i, a in acts.items()}}
+
+
+def _run_unit(p: dict, key: dict, ctx) -> dict:
+    st = ctx.get("activations", lambda: _activations(p, ctx))
+    layer, s = key["layer"], key["sparsity"]
+    seed = _unit_seed(p["seed"], layer, s)
+    if p["allocation"] == "greedy":
+        return _greedy_unit(st["model"], layer, st["acts"][layer], st["calib"][layer], s, p, key, seed)
+    return analyse_unit(st["acts"][layer], st["calib"][layer], s, n_blocks=p["n_blocks"],
+                        n_shuffles=p["n_shuffles"], heatmap_cells=key["heatmap_cells"],
+                        threshold_method=p["threshold_method"], seed=seed)
+
+
+def _assemble(p: dict, pairs, ctx) -> list[dict]:
+    return [{"layer": k["layer"], "sparsity": k["sparsity"], **val} for k, val in pairs]
+
+
+def _describe(key: dict, val: dict) -> str:
+    return f"E = {val['enrichment']:.3f}, E0 = {float(np.mean(val['baseline'])):.3f}"
+
+
+def _experiment():
+    from .contract import Experiment
+
+    return Experiment("modular_structure", check_params, _units, _run_unit, _assemble, describe=_describe)
+
+
+def run_experiment(params: Mapping[str, Any], store=None, *, progress: bool = True, ctx=None, **options):
+    """Run (or resume) every (layer, sparsity) unit (the heavy-experiment contract).
 
     The model is loaded and the activations captured only if some unit is missing from the store.
+    ``store``: a :class:`ResultStore` or its path; options: ``threads`` (torch threads, default 2),
+    ``device`` (a ``(device, dtype)`` pair).
 
     Returns
     -------
-    list of dict
-        ``{"layer", "sparsity", **unit value}`` in layer-major order.
+    :class:`~moe_companion.heavy.contract.ExperimentResult` whose ``data`` is a list of
+    ``{"layer", "sparsity", **unit value}`` in layer-major order.
     """
-    from tqdm import tqdm
+    from .contract import run_experiment as run
 
-    p = check_params(params)
-    store = ResultStore(results_path)
-    units = [(layer, s) for layer in p["layers"] for s in p["sparsities"]]
-    todo = [u for u in units if _unit_key(p, *u) not in store]
-    if todo:
-        import torch
-
-        from .activations import capture_mlp_inputs
-        from .data import load_model, load_text, token_stream
-        from .device import select_device
-
-        torch.set_num_threads(threads)
-        device, dtype = select_device()
-        model, tokenizer = load_model(p["model"], device, dtype, seed=p["seed"])
-        text = load_text(p["text"])
-        ids = token_stream(tokenizer, text, p["n_calib_tokens"] + p["n_tokens"], p["seq_len"])
-        n_cal = p["n_calib_tokens"] // p["seq_len"]
-        layers = sorted({layer for layer, _ in todo})
-        acts = capture_mlp_inputs(model, ids, layers=layers, projection=p["projection"],
-                                  batch_size=p["batch_size"], progress=progress, desc="activations")
-        n_cal_tok = n_cal * p["seq_len"]
-        calib = {i: a[:n_cal_tok] for i, a in acts.items()}
-        acts = {i: a[n_cal_tok:] for i, a in acts.items()}
-        if p["allocation"] == "uniform":
-            del model  # only the greedy allocation needs the model after the capture
-    for layer, s in tqdm(units, desc="units (layer x sparsity)", disable=not progress, mininterval=2.0):
-        key = _unit_key(p, layer, s)
-        if p["allocation"] == "greedy":
-            store.run(key, lambda layer=layer, s=s, key=key: _greedy_unit(
-                model, layer, acts[layer], calib[layer], s, p, key, _unit_seed(p["seed"], layer, s)))
-            continue
-        store.run(key, lambda layer=layer, s=s, key=key: analyse_unit(
-            acts[layer], calib[layer], s, n_blocks=p["n_blocks"], n_shuffles=p["n_shuffles"],
-            heatmap_cells=key["heatmap_cells"], threshold_method=p["threshold_method"],
-            seed=_unit_seed(p["seed"], layer, s)))
-    return [{"layer": layer, "sparsity": s, **store.get(_unit_key(p, layer, s))} for layer, s in units]
+    return run(EXPERIMENT, params, store, progress=progress, ctx=ctx, **options)
 
 
 def results_table(records: Sequence[Mapping[str, Any]]):
@@ -539,7 +571,8 @@ def heatmap_figure(records: Sequence[Mapping[str, Any]], *, title: str = ""):
     if len(sps) < 2:
         raise ValueError("heatmap_figure needs at least two heatmap sparsities")
     fn = traces if len(layers) > 1 else (lambda sparsity: traces(layers[0], sparsity))
-    return slider_figure(fn, grid, labels={"layer": "layer", "sparsity": "sparsity"}, fmt="{:g}", layout=dict(
+    labels = {k: k for k in grid}  # a single layer has no layer slider (and no label for it)
+    return slider_figure(fn, grid, labels=labels, fmt="{:g}", layout=dict(
         title=title, xaxis=dict(title="features (reordered by block)", showticklabels=False),
         yaxis=dict(title="tokens (reordered by block)", autorange="reversed", showticklabels=False),
         height=780))
@@ -564,3 +597,7 @@ def score_figure(records: Sequence[Mapping[str, Any]], *, title: str = ""):
                       yaxis_title="diagonal enrichment E", template="plotly_white", height=480,
                       legend=dict(groupclick="togglegroup"))
     return fig
+
+
+#: The heavy-experiment contract of this chapter (see :mod:`moe_companion.heavy.contract`).
+EXPERIMENT = _experiment()

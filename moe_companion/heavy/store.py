@@ -21,6 +21,7 @@ Example
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -28,7 +29,37 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ResultStore", "canonical_key", "to_jsonable"]
+__all__ = ["ResultStore", "canonical_key", "from_json_text", "to_json_text", "to_jsonable"]
+
+#: Non-finite floats are stored as ``{"$float": "nan" | "inf" | "-inf"}`` (strict JSON has no NaN);
+#: files written before this rule (bare ``NaN`` tokens) still load.
+_NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+
+
+def _tag_nonfinite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"$float": "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
+    if isinstance(obj, dict):
+        return {k: _tag_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_tag_nonfinite(v) for v in obj]
+    return obj
+
+
+def _untag(obj: dict) -> Any:
+    if len(obj) == 1 and "$float" in obj and obj["$float"] in _NONFINITE:
+        return _NONFINITE[obj["$float"]]
+    return obj
+
+
+def to_json_text(obj: Any, **kw) -> str:
+    """Strict JSON text of ``obj`` (numpy types converted, NaN/inf tagged, never bare ``NaN``)."""
+    return json.dumps(_tag_nonfinite(to_jsonable(obj)), allow_nan=False, **kw)
+
+
+def from_json_text(text: str) -> Any:
+    """Inverse of :func:`to_json_text` (also reads legacy bare ``NaN``/``Infinity``)."""
+    return json.loads(text, object_hook=_untag)
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -74,7 +105,13 @@ class ResultStore:
     """
 
     def __init__(self, path: str | os.PathLike):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"path must be a .jsonl file, got the directory {self.path}")
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise ValueError(f"path's parent {self.path.parent} exists and is not a directory")
         self._data: dict[str, dict] = {}
         self._keys: dict[str, dict] = {}
         self._needs_newline = False
@@ -89,7 +126,7 @@ class ResultStore:
             if not line:
                 continue
             try:
-                rec = json.loads(line)
+                rec = from_json_text(line)
                 ck = canonical_key(rec["key"])
                 value = rec["value"]
             except (ValueError, KeyError, TypeError):
@@ -127,8 +164,8 @@ class ResultStore:
             raise TypeError(f"value must be a dict, got {type(value).__name__}")
         ck = canonical_key(key)
         key_j = json.loads(ck)
-        value_j = json.loads(json.dumps(to_jsonable(value)))
-        line = json.dumps({"key": key_j, "value": value_j}, sort_keys=True) + "\n"
+        value_j = self.roundtrip(value)
+        line = to_json_text({"key": key_j, "value": value_j}, sort_keys=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
             if self._needs_newline:
@@ -140,6 +177,13 @@ class ResultStore:
         self._data[ck] = value_j
         self._keys[ck] = key_j
         return value_j
+
+    @staticmethod
+    def roundtrip(value: Mapping[str, Any]) -> dict:
+        """``value`` as it reads back from the file (JSON types; NaN/inf kept as floats)."""
+        if not isinstance(value, Mapping):
+            raise TypeError(f"value must be a dict, got {type(value).__name__}")
+        return from_json_text(to_json_text(value))
 
     def run(self, key: Mapping[str, Any], fn: Callable[[], Mapping[str, Any]]) -> dict:
         """Return the stored value of ``key``; otherwise compute ``fn()``, store it and return it."""
