@@ -187,6 +187,16 @@ def test_run_experiment_smoke_resumes_identically(tmp_path):
     g = next(r for r in full if r["sparsity"] == 0.7 and r["allocation"] == "greedy")
     assert g["block_sparsity"] >= 0.7 - 1e-9
     assert g["sparsity_realised"] == pytest.approx(g["projection_sparsities"]["up"], abs=0.08)
+    from moe_companion.chapters import modular_structure as chapter
+
+    pp = modular.check_params(p)
+    specs = chapter.figures(full, pp)
+    assert set(specs) == {"fig7", "fig8", "fig10", "excess"}  # no gate layers here: no Fig. 9
+    for spec in specs.values():
+        assert spec.caption and spec.static().data
+    for table in (chapter.excess_table(full, pp), chapter.threshold_table(full, pp)):
+        text = table.to_string()
+        assert "nan" not in text.lower() and "-0.00" not in text and "−0.00" not in text
     with pytest.raises(ValueError, match="lacks"):
         modular.stored_records({**p, "n_samples": 3}, tmp_path / "b.jsonl")
     with pytest.raises(FileNotFoundError, match="results_path"):
