@@ -1,7 +1,6 @@
 """Modular-structure pipeline (moe_companion.heavy.modular) and its chapter in the smoke profile."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -210,9 +210,16 @@ def _ci(c: Mapping, method: str, key: str):
     return F.interval(c["lo"], c["hi"], method, n=c["n"], key=key)
 
 
-def findings(*, profile: str = "cpu") -> list[F.Finding]:
-    """The chapter's verdicts from the stored results of ``profile`` (as published)."""
-    params, recs = published(profile)
+def findings(*, profile: str = "cpu", params: Mapping | None = None, results_path: str | None = None
+             ) -> list[F.Finding]:
+    """The chapter's verdicts from stored results: the published ones of ``profile`` by default, or those of
+    ``params`` in the store ``results_path`` (a notebook run elsewhere)."""
+    if params is None and results_path is None:
+        params, recs = published(profile)
+    else:
+        params = modular.check_params(params if params is not None else modular.PROFILES[profile])
+        path = results_path or _BOOK / "generated" / "results" / f"modular_structure-{profile}.jsonl"
+        recs = modular.stored_records(params, path)
     m, s2, g = params["model"], params["second_model"], params["gate_model"]
     n = params["n_samples"]
     method = f"t interval over {n} disjoint token samples of {params['n_tokens']} tokens (paired by sample)"
