@@ -99,7 +99,7 @@ def _excess_spec(records, params) -> FigureSpec:
                     mean.append(c["mean"])
                     se.append(c["se"])
                 q = float(student.ppf(0.975, params["n_samples"] - 1))
-                tr = style.points(xs, mean, se, role, f"{short(model)}, layer {layer}", z=q,
+                tr = style.points(xs, mean, se, role, f"{short(model)} L{layer}", z=q,
                                   symbol=symbols[j % len(symbols)], group=model)
                 tr.mode = "lines+markers"
                 tr.line = dict(color=style.COLORS[role], width=1.5)
@@ -109,12 +109,12 @@ def _excess_spec(records, params) -> FigureSpec:
     grid = {"null": [1, 2, 3], "allocation": list(range(len(params["allocations"])))}
     alloc_names = ", ".join(f"{i} {a}" for i, a in enumerate(params["allocations"]))
     return FigureSpec(traces, grid, initial={"null": 3, "allocation": 0},
-                      labels={"null": "null: 1 column shuffle, 2 random partition, 3 rotated spectrum",
-                              "allocation": f"allocation: {alloc_names}"}, fmt="{:g}",
-                      layout=dict(title="Excess diagonal enrichment over a null, E − E_null (mean over token "
-                                        "samples, 95 % t interval)", height=520,
+                      labels={"null": "null (1 shuffle, 2 partition, 3 rotated spectrum)",
+                              "allocation": f"allocation ({alloc_names})"}, fmt="{:g}",
+                      layout=dict(title="Excess enrichment over a null", height=620,
+                                  legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
                                   xaxis=style.axis("target sparsity s (block level for greedy)"),
-                                  yaxis=style.axis("E − E_null (dimensionless)")),
+                                  yaxis=style.axis("E − E_null (mean, 95 % t interval)")),
                       caption="Markers: mean excess of the model's diagonal enrichment over the chosen null, per "
                               "layer and sparsity, with 95 % t intervals over the token samples; grey: zero.")
 

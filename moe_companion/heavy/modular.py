@@ -69,7 +69,8 @@ __all__ = [
 ]
 
 #: Modules whose source is part of the runner's cache hash.
-CACHE_DEPENDS = ["moe_companion.heavy.activations", "moe_companion.heavy.teal"]
+CACHE_DEPENDS = ["moe_companion.heavy.activations", "moe_companion.heavy.teal",
+                 "moe_companion.chapters.modular_structure"]  # the figures and findings the notebook shows
 
 #: Part of every unit key: bump it when the numerical pipeline changes, so stored units are recomputed.
 ANALYSIS_VERSION = 2
