@@ -111,8 +111,8 @@ def _excess_spec(records, params) -> FigureSpec:
     return FigureSpec(traces, grid, initial={"null": 3, "allocation": 0},
                       labels={"null": "null (1 shuffle, 2 partition, 3 rotated spectrum)",
                               "allocation": f"allocation ({alloc_names})"}, fmt="{:g}",
-                      layout=dict(title="Excess enrichment over a null", height=620,
-                                  legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+                      layout=dict(height=620,  # no title: the legend takes the top on narrow screens
+                                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(t=150),
                                   xaxis=style.axis("target sparsity s (block level for greedy)"),
                                   yaxis=style.axis("E − E_null (mean, 95 % t interval)")),
                       caption="Markers: mean excess of the model's diagonal enrichment over the chosen null, per "
