@@ -111,5 +111,7 @@ def test_bad_inputs_are_named():
         find_mlp_inputs(model, projection="down_proj")
     with pytest.raises(ValueError, match="input_ids"):
         capture_mlp_inputs(model, _ids(1, 4, 50)[0], progress=False)
+    with pytest.raises(ValueError, match="projection"):  # BERT has no gate projection
+        find_mlp_inputs(_tiny_bert(), projection="gate_proj")
     with pytest.raises(ValueError, match="MLP layout"):
         find_mlp_inputs(torch.nn.Sequential(torch.nn.Linear(2, 2)))

@@ -81,46 +81,99 @@ def _llama_and_acts(seed=0):
     return model, capture_mlp_inputs(model, ids, progress=False)
 
 
-def test_mlp_parts_reproduce_the_mlp():
-    import torch
+def test_distribution_is_calibrated_once_and_inverts():
+    from moe_companion.heavy.teal import Distribution
 
+    x = _acts(3000, 16, 4)
+    for method in ("exact", "histogram"):
+        d = Distribution(x, method=method)
+        for s in (0.2, 0.5, 0.8):
+            t = d.threshold(s)
+            assert t == pytest.approx(fit_threshold(x, s, method=method))
+            assert d.sparsity(t) == pytest.approx(s, abs=2e-3)
+            assert np.mean(np.abs(x) <= t) == pytest.approx(s, abs=2e-3)  # numpy, not the object
+    with pytest.raises(ValueError, match="threshold"):
+        Distribution(x).sparsity(-1.0)
+
+
+def test_mlp_parts_reproduce_the_mlp_llama_and_bert():
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from moe_companion.heavy.activations import capture_mlp_inputs
     from moe_companion.heavy.teal import mlp_parts
 
     model, acts = _llama_and_acts()
-    f_in, f_out, w_in, w_mid = mlp_parts(model, 1)
+    parts = mlp_parts(model, 1)
     x = torch.from_numpy(acts[1])
     with torch.no_grad():
-        np.testing.assert_allclose(f_out(f_in(x)).numpy(), model.model.layers[1].mlp(x).numpy(), atol=1e-6)
-    assert (w_in, w_mid) == (2 / 3, 1 / 3)
+        np.testing.assert_allclose(parts.forward(x)[0].numpy(), model.model.layers[1].mlp(x).numpy(), atol=1e-6)
+    mlp = model.model.layers[1].mlp
+    assert parts.names == ("gate", "up", "down")
+    assert parts.weights == {"gate": mlp.gate_proj.weight.numel(), "up": mlp.up_proj.weight.numel(),
+                             "down": mlp.down_proj.weight.numel()}
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                num_attention_heads=2)).eval()
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (2, 8)))
+    bx = torch.from_numpy(capture_mlp_inputs(bert, ids, progress=False)[0])
+    bp = mlp_parts(bert, 0)
+    layer = bert.encoder.layer[0]
+    with torch.no_grad():
+        manual = layer.output.dense(layer.intermediate(bx))
+        np.testing.assert_allclose(bp.forward(bx)[0].numpy(), manual.numpy(), atol=1e-6)
+    assert bp.names == ("up", "down")
 
 
-def test_greedy_meets_the_block_budget_and_beats_uniform_split():
+def _manual_error(mlp, x, t):
+    """Mean token L2 error of the MLP output with each projection's input cut at t[name] (written out)."""
     import torch
 
-    from moe_companion.heavy.teal import greedy_mlp_allocation, mlp_parts
+    def cut(z, th):
+        return z * (z.abs() > th)
+
+    with torch.no_grad():
+        y = mlp.down_proj(mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x))
+        h = mlp.act_fn(mlp.gate_proj(cut(x, t["gate"]))) * mlp.up_proj(cut(x, t["up"]))
+        ys = mlp.down_proj(cut(h, t["down"]))
+        return float(torch.linalg.vector_norm(ys - y, dim=-1).mean())
+
+
+def test_uniform_shares_gate_up_threshold_and_greedy_walk_is_teal_argmin():
+    import torch
+
+    from moe_companion.heavy.teal import allocation_sparsities, calibrate
 
     model, acts = _llama_and_acts()
-    x = torch.from_numpy(acts[0])
-    f_in, f_out, *_ = mlp_parts(model, 0)
-    prev = -1.0
-    for target in (0.0, 0.3, 0.5, 0.7):
-        g = greedy_mlp_allocation(model, 0, acts[0], target)
-        assert g["block_sparsity"] == pytest.approx(target, abs=1e-9)
-        assert 0 <= g["s_in"] < 1 and 0 <= g["s_mid"] < 1
-        assert g["rel_error"] >= prev - 1e-12
-        prev = g["rel_error"]
-        # realised sparsity of the MLP input under the greedy threshold
-        assert realised_sparsity(acts[0], g["t_in"]) == pytest.approx(g["s_in"], abs=0.005)
-        if 0 < target <= 0.5:  # greedy is myopic; at moderate budgets it is not worse than s_in = s_mid
-            with torch.no_grad():
-                y = f_out(f_in(x))
-                xs = torch.from_numpy(prune(acts[0], fit_threshold(acts[0], target)))
-                h = f_in(xs)
-                hd = f_in(x).abs().numpy()
-                hs = torch.where(h.abs() > fit_threshold(hd, target), h, torch.zeros_like(h))
-                uni = float(((f_out(hs) - y) ** 2).sum() / (y ** 2).sum())
-            assert g["rel_error"] <= uni + 1e-6
+    thr = calibrate(model, 0, acts[0], method="exact")
+    assert thr.distributions["gate"] is not thr.distributions["up"]  # one sparsifier per projection
+    u = thr.uniform(0.5)
+    assert u["gate"] == u["up"] != u["down"]  # same input tensor -> same threshold at the same sparsity
+    lookup = thr.calibrate_greedy(0.7, step=0.1)
+    assert lookup.rows[0] == (0.0, 0.0, 0.0) and lookup.effective[-1] >= 0.7 - 1e-9
+    mlp, x = model.model.layers[0].mlp, torch.from_numpy(acts[0])
+    w = np.array([thr.parts.weights[n] for n in lookup.names], float)
+    w /= w.sum()
+    steps = 0.1 * w.mean() / w
+    for prev, row in zip(lookup.rows, lookup.rows[1:]):
+        raised = np.flatnonzero(np.array(row) > np.array(prev) + 1e-12)
+        assert raised.size == 1  # one projection per step, by its own step
+        assert row[raised[0]] - prev[raised[0]] == pytest.approx(steps[raised[0]])
+        errs = []  # the chosen raise is the argmin of the independently computed errors
+        for i in range(3):
+            trial = np.array(prev)
+            trial[i] += steps[i]
+            t = {n: thr.distributions[n].threshold(s) for n, s in zip(lookup.names, trial)}
+            errs.append(_manual_error(mlp, x, t))
+        assert errs[raised[0]] == pytest.approx(min(errs), rel=1e-5)
+    s = allocation_sparsities(thr, "greedy", 0.5, step=0.1)
+    assert float(w @ np.array([s[n] for n in lookup.names])) >= 0.5 - 1e-9
+    t = thr.thresholds(s)
+    for n in ("gate", "up"):  # realised sparsity of each projection's input at its own threshold
+        assert realised_sparsity(acts[0], t[n]) == pytest.approx(s[n], abs=0.01)
     with pytest.raises(ValueError, match="target"):
-        greedy_mlp_allocation(model, 0, acts[0], 1.0)
+        lookup.sparsities(0.99)
     with pytest.raises(ValueError, match="layer"):
-        greedy_mlp_allocation(model, 5, acts[0], 0.5)
+        calibrate(model, 5, acts[0])
+    with pytest.raises(ValueError, match="allocation"):
+        allocation_sparsities(thr, "random", 0.5)

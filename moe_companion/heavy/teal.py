@@ -1,78 +1,122 @@
-"""TEAL-style magnitude thresholds and pruning of activations.
+"""TEAL's magnitude thresholds for the linear layers of an MLP: uniform and greedy allocation.
 
-TEAL (Liu et al., 2024, "Training-free activation sparsity in large language models") prunes
-the *input* of a linear layer: entries with ``|x| <= t`` are set to zero, with one threshold ``t``
-per layer (and per projection) calibrated offline so that a target share of entries is removed.
-TEAL stores, per layer, a histogram of the calibration activations and reads the threshold off
-the inverse CDF of ``|x|``; with *uniform* allocation every layer gets the same target sparsity
-(the *greedy* variant, which trades sparsity between the linear layers of a block to meet a
-block-level budget, is not implemented here).
+TEAL (Liu et al., 2024, "Training-free activation sparsity in large language models") prunes the
+*input* of every linear layer: entries with ``|x| <= t`` are set to zero.  Each projection has its own
+sparsifier with its own threshold, read off the calibrated distribution of *that projection's* input:
+in a Llama MLP ``down_proj(act(gate_proj(x)) * up_proj(x))`` the ``gate`` and ``up`` sparsifiers both
+read the distribution of ``x`` and the ``down`` sparsifier that of the intermediate state.  Two ways of
+choosing the sparsity level of each projection (paper App. B.1):
 
-Two estimators are offered: ``"exact"`` (the empirical quantile of ``|x|``) and ``"histogram"``
-(TEAL's approach: a fine histogram of ``|x|`` plus linear interpolation of its CDF; the bins
-are geometric between the smallest and largest non-zero magnitude, so that massive activations,
-orders of magnitude above the rest, do not coarsen the resolution where thresholds fall).
+* **uniform** -- the same target sparsity for every projection; each threshold is the quantile of its
+  own projection's input (so ``gate`` and ``up``, reading the same tensor, get the *same* threshold);
+* **greedy** -- per block, start from zero sparsity and repeatedly raise the sparsity of the one
+  projection whose raise hurts the block's output least, until the parameter-weighted mean sparsity
+  reaches the target; ``gate`` and ``up`` are raised independently and end with different sparsities
+  (hence different thresholds).  The walk is run once up to the largest target and stored as a lookup
+  table (effective sparsity -> per-projection sparsities) that is queried for every target.
+
+Differences from TEAL's released code (``teal/greedyopt.py``), stated where they matter: the greedy block
+here is the MLP alone (TEAL's block also contains the attention projections q, k, v, o and its error is
+measured on the whole decoder layer's output, over the last quarter of each sequence); the error here is
+the mean over calibration tokens of ``||y - y_pruned||_2`` on the MLP output.  Projection weights are the
+parameter counts of the projections (TEAL's weights for Llama are equal for gate, up and down too).
+
+:class:`Distribution` is the calibrate-once / query-many object: ``"exact"`` keeps the sorted magnitudes
+(empirical quantile), ``"histogram"`` (TEAL's approach) keeps a fine histogram of ``|x|`` with geometric
+bins between the smallest and largest non-zero magnitude and interpolates its CDF.  TEAL reads the
+threshold as ``icdf(0.5 + s / 2)`` of the *signed* distribution, which equals the ``s``-quantile of
+``|x|`` for a zero-mean symmetric distribution; the quantile of ``|x|`` used here meets the target
+sparsity also when the distribution is skewed.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _validate as v
 
-__all__ = ["fit_threshold", "fit_thresholds", "greedy_mlp_allocation", "mlp_parts", "prune", "realised_sparsity"]
+__all__ = ["Distribution", "GreedyLookup", "MLPParts", "MLPThresholds", "allocation_sparsities", "calibrate",
+           "fit_threshold", "fit_thresholds", "mlp_parts", "prune", "realised_sparsity"]
 
 
 def _check_sparsity(sparsity, name="sparsity") -> float:
     return v.check_scalar(sparsity, name, lower=0.0, upper=1.0, upper_inclusive=False)
 
 
-def fit_threshold(x, sparsity: float, *, method: str = "exact", n_bins: int = 4096) -> float:
-    """Magnitude threshold ``t`` such that a share ``sparsity`` of ``x`` has ``|x| <= t``.
+class Distribution:
+    """The calibrated magnitude distribution of one projection's input: calibrate once, query many times.
 
     Parameters
     ----------
     x : array_like, any shape
-        Calibration activations of one layer.
-    sparsity : float in [0, 1)
-        Target share of pruned entries; 0 gives ``t = 0`` (nothing pruned unless exactly zero).
+        Calibration activations entering the projection.
     method : {"exact", "histogram"}
-        Empirical quantile, or TEAL's histogram inverse CDF.
+        Empirical quantile of ``|x|``, or TEAL's histogram inverse CDF.
     n_bins : int
         Bins of the histogram method.
-
-    Returns
-    -------
-    float
-        The threshold (same units as ``x``).
+    max_n : int
+        The exact method keeps at most this many magnitudes (a seeded subsample beyond it).
     """
+
+    def __init__(self, x, *, method: str = "exact", n_bins: int = 4096, max_n: int = 4_000_000):
+        self.method = v.check_choice(method, "method", ("exact", "histogram"))
+        n_bins = v.check_int(n_bins, "n_bins", lower=16)
+        a = np.abs(np.asarray(x, dtype=np.float64)).ravel()
+        if a.size == 0:
+            raise ValueError("x must not be empty")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("x must contain only finite values")
+        self.n = int(a.size)
+        if method == "exact":
+            if a.size > max_n:
+                a = np.random.default_rng(0).choice(a, size=max_n, replace=False)
+            self._sorted = np.sort(a)
+            return
+        pos = a[a > 0]
+        if pos.size == 0:
+            self._edges, self._cdf = np.array([0.0, 0.0]), np.array([0.0, 1.0])
+            return
+        lo, hi = float(pos.min()), float(pos.max())
+        # geometric bins: the same relative resolution for small and for massive activations
+        edges = np.concatenate([[0.0], np.geomspace(lo, hi * (1 + 1e-9), n_bins)]) if hi > lo \
+            else np.array([0.0, hi])
+        counts, _ = np.histogram(a, bins=edges)
+        self._edges = edges
+        self._cdf = np.concatenate([[0.0], np.cumsum(counts) / a.size])  # CDF at each edge
+
+    def threshold(self, sparsity: float) -> float:
+        """Threshold ``t`` with a share ``sparsity`` of the calibration magnitudes ``<= t`` (0 -> 0)."""
+        sparsity = _check_sparsity(sparsity)
+        if sparsity == 0.0:
+            return 0.0
+        if self.method == "exact":
+            return float(np.quantile(self._sorted, sparsity, method="linear"))
+        if self._edges[-1] == 0:
+            return 0.0
+        return float(np.interp(sparsity, self._cdf, self._edges))
+
+    def sparsity(self, threshold: float) -> float:
+        """Share of the calibration magnitudes ``<= threshold`` (the inverse query)."""
+        threshold = v.check_scalar(threshold, "threshold", lower=0.0)
+        if self.method == "exact":
+            return float(np.searchsorted(self._sorted, threshold, side="right") / self._sorted.size)
+        return float(np.interp(threshold, self._edges, self._cdf))
+
+    def __repr__(self) -> str:
+        return f"Distribution(method={self.method!r}, n={self.n})"
+
+
+def fit_threshold(x, sparsity: float, *, method: str = "exact", n_bins: int = 4096) -> float:
+    """Magnitude threshold ``t`` such that a share ``sparsity`` of ``x`` has ``|x| <= t`` (one query)."""
     sparsity = _check_sparsity(sparsity)
-    v.check_choice(method, "method", ("exact", "histogram"))
-    n_bins = v.check_int(n_bins, "n_bins", lower=16)
-    a = np.abs(np.asarray(x, dtype=np.float64)).ravel()
-    if a.size == 0:
-        raise ValueError("x must not be empty")
-    if not np.all(np.isfinite(a)):
-        raise ValueError("x must contain only finite values")
-    if sparsity == 0.0:
-        return 0.0
-    if method == "exact":
-        return float(np.quantile(a, sparsity, method="linear"))
-    pos = a[a > 0]
-    if pos.size == 0:
-        return 0.0
-    lo, hi = float(pos.min()), float(pos.max())
-    # geometric bins: the same relative resolution for small and for massive activations
-    edges = np.concatenate([[0.0], np.geomspace(lo, hi * (1 + 1e-9), n_bins)]) if hi > lo else np.array([0.0, hi])
-    counts, _ = np.histogram(a, bins=edges)
-    cdf = np.concatenate([[0.0], np.cumsum(counts) / a.size])  # CDF at each edge
-    return float(np.interp(sparsity, cdf, edges))
+    return Distribution(x, method=method, n_bins=n_bins).threshold(sparsity)
 
 
 def fit_thresholds(acts: Mapping[int, np.ndarray], sparsity: float, *, method: str = "exact",
                    n_bins: int = 4096) -> dict[int, float]:
-    """Uniform allocation: the same target ``sparsity`` for every layer, one threshold per layer."""
+    """Uniform allocation over layers: the same target ``sparsity`` for every layer, one threshold each."""
     return {layer: fit_threshold(x, sparsity, method=method, n_bins=n_bins) for layer, x in acts.items()}
 
 
@@ -89,15 +133,44 @@ def realised_sparsity(x, threshold: float) -> float:
     return float(np.mean(np.abs(np.asarray(x)) <= threshold))
 
 
-# ------------------------------------------------------------------------------ greedy allocation
-def mlp_parts(model, layer: int):
-    """Split the MLP of ``layer`` into ``f_in`` (MLP input -> down-projection input) and ``f_out``.
+# ------------------------------------------------------------------------------ one MLP, projection by projection
+@dataclass(frozen=True)
+class MLPParts:
+    """The linear layers of one MLP and how they compose.
 
-    Llama-style: ``f_in(x) = act(gate_proj(x)) * up_proj(x)``, ``f_out = down_proj``;
-    BERT-style: ``f_in(x) = act(intermediate.dense(x))``, ``f_out = output.dense`` (the residual and
-    LayerNorm that follow are left out).  Returns ``(f_in, f_out, w_in, w_mid)`` where the weights are
-    the shares of the MLP's parameters read by each input (2/3 and 1/3 for Llama, 1/2 and 1/2 for BERT).
+    ``names`` are the sparsified projections in TEAL's terms: ``("gate", "up", "down")`` for a Llama
+    MLP, ``("up", "down")`` for BERT (``intermediate.dense`` plays ``up``: it reads the MLP input;
+    ``output.dense`` plays ``down``).  ``weights`` are their parameter counts.
     """
+
+    family: str
+    names: tuple
+    weights: Mapping[str, float]
+    modules: Mapping[str, object]
+    act: object
+
+    def forward(self, x, thresholds: Mapping[str, float] | None = None):
+        """MLP output for input ``x`` (torch tensor), each projection's input pruned at its threshold.
+
+        Also returns the intermediate state (the input of ``down``) before its pruning.
+        """
+        import torch
+
+        t = dict.fromkeys(self.names, 0.0) if thresholds is None else thresholds
+
+        def cut(z, name):
+            return z if not t.get(name) else torch.where(z.abs() > t[name], z, torch.zeros_like(z))
+
+        m = self.modules
+        if self.family == "llama":
+            h = self.act(m["gate"](cut(x, "gate"))) * m["up"](cut(x, "up"))
+        else:
+            h = self.act(m["up"](cut(x, "up")))
+        return m["down"](cut(h, "down")), h
+
+
+def mlp_parts(model, layer: int) -> MLPParts:
+    """The :class:`MLPParts` of ``layer`` (Llama- or BERT-style MLP; the residual and LayerNorm left out)."""
     from .activations import find_mlp_inputs
 
     mods = find_mlp_inputs(model)
@@ -107,96 +180,140 @@ def mlp_parts(model, layer: int):
         if module is mods[layer]:
             parent = model.get_submodule(name.rsplit(".", 1)[0])
             break
+
+    def count(mod):
+        return float(mod.weight.numel())
+
     if hasattr(parent, "gate_proj") and hasattr(parent, "down_proj"):  # Llama MLP
-        def f_in(x):
-            return parent.act_fn(parent.gate_proj(x)) * parent.up_proj(x)
-        return f_in, parent.down_proj, 2 / 3, 1 / 3
-    # BERT: parent is `intermediate` (holds dense + act); the output projection is its sibling `output.dense`
-    block = model.get_submodule(name.rsplit(".", 2)[0])
+        mods = {"gate": parent.gate_proj, "up": parent.up_proj, "down": parent.down_proj}
+        return MLPParts("llama", ("gate", "up", "down"), {k: count(m) for k, m in mods.items()}, mods, parent.act_fn)
+    block = model.get_submodule(name.rsplit(".", 2)[0])  # BERT: parent is `intermediate`, sibling `output`
     if hasattr(parent, "intermediate_act_fn") and hasattr(block, "output"):
-        def f_in(x):
-            return parent.intermediate_act_fn(parent.dense(x))
-        return f_in, block.output.dense, 1 / 2, 1 / 2
-    raise ValueError(f"greedy allocation supports Llama- and BERT-style MLPs, not {type(model).__name__}")
+        mods = {"up": parent.dense, "down": block.output.dense}
+        return MLPParts("bert", ("up", "down"), {k: count(m) for k, m in mods.items()}, mods,
+                        parent.intermediate_act_fn)
+    raise ValueError(f"TEAL thresholds support Llama- and BERT-style MLPs, not {type(model).__name__}")
 
 
-def _subsample(a: np.ndarray, rng: np.random.Generator, max_n: int = 2_000_000) -> np.ndarray:
-    return a if a.size <= max_n else rng.choice(a, size=max_n, replace=False)
+@dataclass(frozen=True)
+class GreedyLookup:
+    """TEAL's greedy lookup table of one block: rows of (effective sparsity, per-projection sparsities).
+
+    ``rows[0]`` is all zeros; every later row raised one projection by its step.  :meth:`sparsities`
+    returns the first row whose effective sparsity reaches the target.
+    """
+
+    names: tuple
+    effective: tuple
+    rows: tuple
+    errors: tuple
+
+    def sparsities(self, target: float) -> dict[str, float]:
+        target = _check_sparsity(target, "target")
+        for eff, row in zip(self.effective, self.rows):
+            if eff >= target - 1e-9:
+                return dict(zip(self.names, row))
+        raise ValueError(f"target must be <= {self.effective[-1]:.4g} (the largest sparsity this lookup "
+                         f"was calibrated for), got {target}")
+
+    def effective_sparsity(self, target: float) -> float:
+        target = _check_sparsity(target, "target")
+        return next(eff for eff in self.effective if eff >= target - 1e-9)
 
 
-def greedy_mlp_allocation(model, layer: int, calib, target: float, *, step: float = 0.05,
-                          method: str = "exact") -> dict:
-    """Greedy per-block sparsity allocation between the two inputs of one MLP (TEAL's greedy idea).
-
-    TEAL's greedy mode meets a block-level sparsity budget (the parameter-weighted mean sparsity of the
-    inputs of the block's linear layers) by repeatedly raising the sparsity of the input whose raise hurts
-    the block output least.  Here the block is the MLP: the MLP input (read by up/gate projections) and
-    the down-projection input.  Starting from 0, each step raises one input's sparsity by ``step`` (the
-    last step only as far as the budget needs), choosing the input with the smaller relative error
-    ``||y - y_pruned||^2 / ||y||^2`` of the MLP output on the calibration tokens.
+class MLPThresholds:
+    """Calibrated TEAL sparsifiers of one MLP: one :class:`Distribution` per projection, calibrated once.
 
     Parameters
     ----------
-    model : transformers model (Llama- or BERT-style)
-    layer : int
-    calib : ndarray, shape (n_tokens, d)
-        Calibration MLP inputs of ``layer`` (e.g. from :func:`~moe_companion.heavy.activations.capture_mlp_inputs`).
-    target : float in [0, 1)
-        Block-level sparsity ``w_in * s_in + w_mid * s_mid``.
-    step : float in (0, 1)
-        Sparsity increment of one greedy step.
-
-    Returns
-    -------
-    dict
-        ``{"s_in", "s_mid", "t_in", "t_mid", "block_sparsity", "rel_error"}``: the sparsities and
-        thresholds of the MLP input and of the down-projection input, the block-level sparsity
-        reached and the relative output error.
+    parts : MLPParts
+    calib : ndarray (n_tokens, d_model)
+        Calibration MLP inputs of this layer.
+    method : {"exact", "histogram"}
     """
-    import torch
 
-    target = _check_sparsity(target, "target")
-    step = v.check_scalar(step, "step", lower=0.0, upper=1.0, lower_inclusive=False, upper_inclusive=False)
-    f_in, f_out, w_in, w_mid = mlp_parts(model, layer)
-    param = next(model.parameters())
-    x = torch.as_tensor(np.asarray(calib), dtype=param.dtype, device=param.device)
-    with torch.inference_mode():
-        h = f_in(x)
-        y = f_out(h)
-        rng = np.random.default_rng(0)  # thresholds from at most 2M entries (the down input is large)
-        ax, ah = (_subsample(t.abs().float().cpu().numpy().ravel(), rng) for t in (x, h))
-        ynorm = float((y.float() ** 2).sum())
-        memo: dict = {}
+    def __init__(self, parts: MLPParts, calib, *, method: str = "exact", n_bins: int = 4096):
+        import torch
 
-        def thr(a, s):
-            key = (id(a), round(s, 9))
-            if key not in memo:
-                memo[key] = fit_threshold(a, s, method=method) if s > 0 else 0.0
-            return memo[key]
+        self.parts = parts
+        param = next(iter(parts.modules.values())).weight
+        self._x = torch.as_tensor(np.asarray(calib), dtype=param.dtype, device=param.device)
+        with torch.inference_mode():
+            self._y, h = parts.forward(self._x)
+        xs = self._x.float().cpu().numpy()
+        # each projection's own input distribution (gate and up read the same tensor x: two objects, one data)
+        self.distributions = {name: Distribution(h.float().cpu().numpy() if name == "down" else xs,
+                                                 method=method, n_bins=n_bins) for name in parts.names}
+        self._greedy: GreedyLookup | None = None
 
-        def error(s_in, s_mid):
-            tx = thr(ax, s_in)
-            xs = torch.where(x.abs() > tx, x, torch.zeros_like(x))
-            hs = f_in(xs)
-            th = thr(ah, s_mid)
-            hs = torch.where(hs.abs() > th, hs, torch.zeros_like(hs))
-            return float(((f_out(hs) - y).float() ** 2).sum()) / ynorm
+    def uniform(self, sparsity: float) -> dict[str, float]:
+        """Uniform allocation: every projection at ``sparsity``, thresholds from its own distribution."""
+        sparsity = _check_sparsity(sparsity)
+        return {name: d.threshold(sparsity) for name, d in self.distributions.items()}
 
-        s = {"in": 0.0, "mid": 0.0}
-        w = {"in": w_in, "mid": w_mid}
-        while w_in * s["in"] + w_mid * s["mid"] < target - 1e-12:
-            need = target - (w_in * s["in"] + w_mid * s["mid"])
+    def thresholds(self, sparsities: Mapping[str, float]) -> dict[str, float]:
+        """Thresholds for given per-projection sparsities."""
+        return {name: self.distributions[name].threshold(sparsities[name]) for name in self.parts.names}
+
+    def error(self, thresholds: Mapping[str, float]) -> float:
+        """Mean over calibration tokens of ``||y - y_pruned||_2`` on the MLP output."""
+        import torch
+
+        with torch.inference_mode():
+            y, _ = self.parts.forward(self._x, thresholds)
+            return float(torch.linalg.vector_norm((y - self._y).float(), dim=-1).mean())
+
+    def calibrate_greedy(self, max_target: float, *, step: float = 0.05) -> GreedyLookup:
+        """Run TEAL's greedy walk once, up to effective sparsity ``max_target`` (cached; a larger target reruns).
+
+        Each step tries raising every projection ``p`` by ``step * mean(w) / w_p`` (capped below 1) and
+        keeps the raise with the smallest :meth:`error`; the effective sparsity is the ``w``-weighted mean.
+        """
+        max_target = _check_sparsity(max_target, "max_target")
+        step = v.check_scalar(step, "step", lower=0.0, upper=0.5, lower_inclusive=False)
+        if self._greedy is not None and self._greedy.effective[-1] >= max_target - 1e-9:
+            return self._greedy
+        names = self.parts.names
+        w = np.array([self.parts.weights[n] for n in names], dtype=float)
+        w = w / w.sum()
+        steps = step * w.mean() / w
+        s = np.zeros(len(names))
+        eff, rows, errs = [0.0], [tuple(s)], [0.0]
+        while eff[-1] < max_target - 1e-9:
             best = None
-            for c in ("in", "mid"):
-                inc = min(step, need / w[c], 0.99 - s[c])
-                if inc <= 1e-12:
+            for i in range(len(names)):
+                if s[i] + steps[i] > 0.99 + 1e-12:
                     continue
-                trial = dict(s, **{c: s[c] + inc})
-                err = error(trial["in"], trial["mid"])
+                trial = s.copy()
+                trial[i] += steps[i]
+                err = self.error(self.thresholds(dict(zip(names, trial))))
                 if best is None or err < best[0]:
                     best = (err, trial)
             if best is None:
                 break
             s = best[1]
-        return {"s_in": s["in"], "s_mid": s["mid"], "t_in": thr(ax, s["in"]), "t_mid": thr(ah, s["mid"]),
-                "block_sparsity": w_in * s["in"] + w_mid * s["mid"], "rel_error": error(s["in"], s["mid"])}
+            eff.append(float(w @ s))
+            rows.append(tuple(float(x) for x in s))
+            errs.append(best[0])
+        self._greedy = GreedyLookup(names, tuple(eff), tuple(rows), tuple(errs))
+        return self._greedy
+
+    def greedy(self, target: float, *, step: float = 0.05) -> dict[str, float]:
+        """Greedy allocation at block sparsity ``target``: thresholds per projection (from the lookup)."""
+        return self.thresholds(allocation_sparsities(self, "greedy", target, step=step))
+
+
+def calibrate(model, layer: int, calib, *, method: str = "exact", n_bins: int = 4096) -> MLPThresholds:
+    """:class:`MLPThresholds` of ``layer`` of ``model`` from its calibration MLP inputs ``calib``."""
+    return MLPThresholds(mlp_parts(model, layer), calib, method=method, n_bins=n_bins)
+
+
+def allocation_sparsities(thr: MLPThresholds, allocation: str, target: float, *,
+                          step: float = 0.05) -> dict[str, float]:
+    """Per-projection sparsities of ``allocation`` ("uniform" or "greedy") at block sparsity ``target``."""
+    v.check_choice(allocation, "allocation", ("uniform", "greedy"))
+    target = _check_sparsity(target, "target")
+    if allocation == "uniform":
+        return dict.fromkeys(thr.parts.names, target)
+    lookup = thr.calibrate_greedy(max(target, thr._greedy.effective[-1] if thr._greedy else 0.0), step=step)
+    return lookup.sparsities(target)
