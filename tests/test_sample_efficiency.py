@@ -134,7 +134,8 @@ def test_curve_fits_recover_known_coefficients():
 def test_paper_table1_roots():
     rows = S.paper_table1()
     assert rows[0]["negative_beyond"] == pytest.approx(3.94e3 / 13.76)
-    assert 3.94e3 / 287**2 - 13.76 / 287 < 0 < 3.94e3 / 286**2 - 13.76 / 286  # beyond n = a/b the printed fit is negative
+    a, b = 3.94e3, 13.76
+    assert a / 287**2 - b / 287 < 0 < a / 286**2 - b / 286  # negative beyond n = a/b
 
 
 def test_bad_inputs():
