@@ -223,8 +223,8 @@ def variance_traces(sigma2: float) -> list:
     ]
 
 
-_STACKED = dict(height=780, yaxis=dict(domain=[0.56, 1.0]), yaxis2=dict(domain=[0.0, 0.44]),
-                legend=dict(orientation="h", y=-0.12, yanchor="top"))
+# legends above the plot (below it they would collide with the slider), room for them in the top margin
+_STACKED = dict(height=860, legend=dict(orientation="h", y=1.02, yanchor="bottom"), margin=dict(t=170))
 
 
 def _stacked_layout(title: str) -> dict:
@@ -236,13 +236,15 @@ def _stacked_layout(title: str) -> dict:
     return out
 
 
-_LEGEND = dict(orientation="h", y=-0.18, yanchor="top")
+_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom")
+_TOP = dict(t=150)
 
 FIGURES = {
     "fig6": FigureSpec(
         fig6_traces, {"run": [1, 2, 3, 4]}, fmt="{:.0f}", labels={"run": "run (β* seed)"},
         layout=dict(title="Fig. 6 setting (d = k = 100, λ² = 8, σ² = 1): exact excess risk against n",
-                    xaxis=LOG_N, yaxis=style.log_axis("excess risk R(β̂) − R_Bayes"), legend=_LEGEND, height=640),
+                    xaxis=LOG_N, yaxis=style.log_axis("excess risk R(β̂) − R_Bayes"), legend=_LEGEND,
+                    margin=_TOP, height=700),
         caption="Exact excess risks of the dense and sparse minimum-norm estimators against the sample size for "
                 "one of four runs (slider), with the paper's fitted forms and the 1/n theory lines."),
     "mean_median": FigureSpec(
@@ -261,28 +263,29 @@ FIGURES = {
         fig2_traces, {"n_lo": [300, 1500, 3000]}, fmt="{:.0f}", initial={"n_lo": 1500},
         labels={"n_lo": "fit window starts at n ="},
         layout=dict(title="Fig. 2 analogue: the paper's forms fitted on [n₀, 6000] against the 1/n theory",
-                    xaxis=LOG_N, yaxis=style.log_axis("median excess risk R(β̂) − R_Bayes"), legend=_LEGEND,
-                    height=620),
+                    xaxis=LOG_N, yaxis=style.log_axis("median excess risk R(β̂) − R_Bayes"), legend=_LEGEND, margin=_TOP,
+                    height=680),
         caption="Median exact excess risks in the Fig. 3 setting with the paper's a/n² and a/n² + b/n forms "
                 "fitted from the slider's n₀ to 6000 (dashed) and the exact 1/n theory (solid)."),
     "noise": FigureSpec(
         noise_traces, {"sigma2": VAR_SIGMA2}, initial={"sigma2": 1.0}, labels={"sigma2": "σ²"},
         layout=dict(title="d = k = 100, λ² = 8: excess risk against n at several noise levels",
-                    xaxis=LOG_N, yaxis=style.log_axis("median excess risk R(β̂) − R_Bayes"), legend=_LEGEND),
+                    xaxis=LOG_N, yaxis=style.log_axis("median excess risk R(β̂) − R_Bayes"), legend=_LEGEND,
+                    margin=_TOP),
         caption="Median exact excess risks over three runs in the Fig. 6 setting for the slider's noise variance, "
                 "with the 1/n theory lines."),
     "case_study": FigureSpec(
         case_traces, {"sigma2": SIGMA2}, initial={"sigma2": 1.0}, labels={"sigma2": "σ²"},
         layout=dict(title="App. A.6.3, one expert, λ² = 8: exact mean excess, the printed formula, Monte Carlo",
                     xaxis=style.log_axis("rows of the expert n"), yaxis=style.log_axis("mean excess risk"),
-                    legend=_LEGEND),
+                    legend=_LEGEND, margin=_TOP),
         caption="One-dimensional expert of App. A.6.3: the exact mean excess risk R/(n−2), the paper's printed "
                 "delta-method formula, and Monte Carlo means with two-standard-error bars, for the slider's σ²."),
     "variance": FigureSpec(
         variance_traces, {"sigma2": VAR_SIGMA2}, initial={"sigma2": 1.0}, labels={"sigma2": "σ²"},
         layout=dict(title=f"App. A.6.2, one Toeplitz expert (dᵢ = {D_VAR}): the variance term and the paper's "
                           "expression", xaxis=style.log_axis("rows of the expert nᵢ"),
-                    yaxis=style.log_axis("variance term"), legend=_LEGEND, height=640),
+                    yaxis=style.log_axis("variance term"), legend=_LEGEND, margin=_TOP, height=700),
         caption="The true variance term of one sparse expert by Monte Carlo with its exact mean and limit, next to "
                 "App. A.6.2's expression after each of its two substitutions; the last is sigma squared times the "
                 "rank, for the slider's noise variance."),
