@@ -1,21 +1,20 @@
 """Sample efficiency of the minimum-norm estimators (Section 4.5, App. A.6, Fig. 2, 3, 6, Table 1).
 
-Estimators on a finite sample ``(Xbar, Y)`` of the block model:
+Maths and experiments only (the figures and findings are in :mod:`moe_companion.chapters.sample_efficiency`).
+
+Estimators on a finite sample ``(Xbar, Y)`` of the block model (:func:`moe_companion.simulate.least_squares`):
 
 * dense: ``beta_hat = Xbar^+ Y`` (all ``n`` rows, all ``d`` columns);
 * sparse: for each expert ``beta_hat_i = Xbar_i^+ Y_i`` on the rows with ``z = i`` and the columns of
   block ``i`` (perfect routing); an expert without rows gets ``beta_hat_i = 0``.
 
-Their test risks are exact quadratic forms (no test sampling):
-
-``R_dense(b)  = sum_i p_i (b_i - beta_i*)^T Sigma_i (b_i - beta_i*) + sigma^2 ||b||^2``
-``R_sparse(b) = sum_i p_i [(b_i - beta_i*)^T Sigma_i (b_i - beta_i*) + sigma^2 ||b_i||^2]``
-
-and the excess risk subtracts each estimator's own Bayes risk (Theorem 2).
+Their test risks are exact quadratic forms (:func:`moe_companion.theory.risk_of_coefficients`, no test
+sampling), and the excess risk subtracts each estimator's own Bayes risk (Theorem 2,
+:func:`moe_companion.theory.risk_dense` / :func:`~moe_companion.theory.risk_sparse`).
 
 Exact facts used on the page.  For expert ``i`` the pair ``(xbar_{S_i}, y)`` is jointly Gaussian, so
 ``y = xbar_{S_i}^T b_i + eps`` with ``b_i`` the Bayes sparse block and ``eps ~ N(0, R_i)``
-*independent* of ``xbar_{S_i}`` (``R_i = sigma^2 beta_i*^T Sigma_i (Sigma_i + sigma^2 I)^{-1} beta_i*``).
+*independent* of ``xbar_{S_i}`` (``R_i``: :func:`moe_companion.theory.sparse_block_risks`).
 OLS on ``n_i >= d_i + 2`` rows therefore has expected excess risk exactly
 ``R_i d_i / (n_i - d_i - 1)`` (inverse-Wishart mean), which is infinite for ``n_i = d_i, d_i + 1``
 (and, for ``d_i = 1``, for ``n_i = 1, 2``): the mean over training sets is unbounded whenever such
@@ -27,19 +26,16 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
+from scipy import stats
 
 from . import _validate as v
+from . import theory
 from .model import BlockModel, check_model
-from .simulate import least_squares, min_norm
+from .simulate import min_norm
 
 __all__ = [
-    "min_norm",
-    "risk_dense",
-    "risk_sparse",
-    "bayes_risks",
-    "fit_estimators",
+    "MAX_ELEMENTS",
     "excess_curves",
-    "sampled_risk",
     "sparse_expected_excess",
     "asymptotic_constants",
     "FORMS",
@@ -48,50 +44,27 @@ __all__ = [
     "paper_table1",
     "fig6_model",
     "fig3_model",
-    "log_grid",
-    "run_traces",
-    "median_traces",
-    "sigma_traces",
-    "crossover_rows",
     "case_study_excess",
+    "mean_interval",
+    "paired_log_ratio",
+    "bootstrap_interval",
+    "calibration",
+    "a61_bias_terms",
+    "variance_terms",
 ]
 
-
-def _quad_err(model: BlockModel, blocks) -> np.ndarray:
-    """``(b_i - beta_i*)^T Sigma_i (b_i - beta_i*)`` per block, shape (k,)."""
-    return np.array([(b - bs) @ c @ (b - bs) for b, bs, c in zip(blocks, model.betas, model.covariances)])
+#: Largest design (rows x columns, or training sets x rows) one call may draw: 5·10^7 floats = 400 MB.
+MAX_ELEMENTS = 50_000_000
 
 
-def risk_dense(model: BlockModel, beta) -> float:
-    """Exact test risk of a dense estimator ``beta`` (shape (d,)) under the model's noise."""
-    model = check_model(model)
-    beta = v.check_array(beta, "beta", shape=(model.d,))
-    blocks = [beta[model.block_slice(i)] for i in range(model.k)]
-    return float(model.p @ _quad_err(model, blocks) + model.sigma2 * beta @ beta)
+def _check_size(rows: int, cols: int, what: str) -> None:
+    if rows * cols > MAX_ELEMENTS:
+        raise ValueError(f"{what} needs {rows:,} x {cols:,} = {rows * cols:,} floats, more than the limit "
+                         f"MAX_ELEMENTS = {MAX_ELEMENTS:,} ({MAX_ELEMENTS * 8 / 1e9:.1f} GB); use a smaller n")
 
 
-def risk_sparse(model: BlockModel, betas) -> float:
-    """Exact test risk of sparse experts ``betas`` (k arrays of shapes (d_i,)) with perfect routing."""
-    model = check_model(model)
-    betas = [v.check_array(b, f"betas[{i}]", shape=(di,)) for i, (b, di) in enumerate(zip(betas, model.dims))]
-    if len(betas) != model.k:
-        raise ValueError(f"betas must list k={model.k} vectors, got {len(betas)}")
-    norms = np.array([b @ b for b in betas])
-    return float(model.p @ (_quad_err(model, betas) + model.sigma2 * norms))
-
-
-def bayes_risks(model: BlockModel) -> dict:
-    """Theorem 2: ``sparse``/``dense`` Bayes risks and the per-block sparse risks ``R_i`` (shape (k,))."""
-    model = check_model(model)
-    s2 = model.sigma2
-    per = np.array([s2 * np.sum(lam * b**2 / (lam + s2)) for (lam, _), b in zip(model.eigh, model.beta_eigen)])
-    dense = sum(p * s2 * np.sum(lam * b**2 / (p * lam + s2)) for p, (lam, _), b in zip(model.p, model.eigh, model.beta_eigen))
-    return {"sparse": float(model.p @ per), "dense": float(dense), "per_block": per}
-
-
-def fit_estimators(model: BlockModel, xbar, y, z) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Dense and sparse minimum-norm estimators on one sample (:func:`moe_companion.simulate.least_squares`)."""
-    return least_squares(model, xbar, y, z)
+def _blocks(model: BlockModel, beta: np.ndarray) -> list[np.ndarray]:
+    return [beta[model.block_slice(i)] for i in range(model.k)]
 
 
 class _Accumulator:
@@ -123,11 +96,12 @@ class _Accumulator:
         return min_norm(a, np.concatenate(self.ys))
 
 
-def excess_curves(model: BlockModel, ns, *, runs: int = 4, seed: int = 0, sparse_only: bool = False) -> dict:
+def excess_curves(model: BlockModel, ns, *, runs: int = 4, seed=0, sparse_only: bool = False) -> dict:
     """Exact excess risks of the dense and sparse minimum-norm estimators along an ``n`` grid.
 
-    Each run draws one sample of ``max(ns)`` rows (seed ``seed + run``) and evaluates the estimators
-    on its nested prefixes of sizes ``ns`` (like one growing data set per run).
+    Each run draws one sample of ``max(ns)`` rows and evaluates the estimators on its nested prefixes of
+    sizes ``ns`` (like one growing data set per run). ``seed``: int, None or a numpy Generator (one stream
+    for all runs). ``max(ns) * d`` may not exceed :data:`MAX_ELEMENTS`.
 
     Returns
     -------
@@ -137,18 +111,19 @@ def excess_curves(model: BlockModel, ns, *, runs: int = 4, seed: int = 0, sparse
         ``min_count`` (smallest expert count ``min_i n_i``, shape (runs, m));
         ``sparse_expected`` (the exact conditional mean excess given the counts, shape (runs, m),
         ``inf`` where some ``n_i`` is ``d_i`` or ``d_i + 1`` (or 1, 2 when ``d_i = 1``), nan where
-        some ``n_i < d_i`` (no closed form used)); ``bayes`` (:func:`bayes_risks`).
+        some ``n_i < d_i`` (no closed form used)); ``bayes`` (``{"dense", "sparse"}`` Theorem 2 risks).
     """
     model = check_model(model)
     ns = np.array(sorted({v.check_int(n, "n", lower=1) for n in np.atleast_1d(ns)}))
     runs = v.check_int(runs, "runs", lower=1)
-    seed = v.check_seed(seed)
-    br = bayes_risks(model)
+    rng = v.check_random_state(seed)
+    _check_size(int(ns[-1]), model.d, "excess_curves(ns)")
+    bayes = {"dense": float(theory.risk_dense(model)), "sparse": float(theory.risk_sparse(model))}
     shape = (runs, ns.size)
     out = {key: np.full(shape, np.nan) for key in ("dense", "sparse", "risk_dense", "risk_sparse", "sparse_expected")}
     out["min_count"] = np.zeros(shape, dtype=int)
     for r in range(runs):
-        s = model.sample(int(ns[-1]), seed=seed + r)
+        s = model.sample(int(ns[-1]), seed=rng)
         dense_acc = None if sparse_only else _Accumulator(model.d)
         block_acc = [_Accumulator(di) for di in model.dims]
         start = 0
@@ -163,15 +138,16 @@ def excess_curves(model: BlockModel, ns, *, runs: int = 4, seed: int = 0, sparse
             start = n
             counts = np.bincount(s.z[:n], minlength=model.k)
             out["min_count"][r, j] = counts.min()
-            bs = [acc.solve() for acc in block_acc]
-            out["risk_sparse"][r, j] = risk_sparse(model, bs)
-            out["sparse"][r, j] = out["risk_sparse"][r, j] - br["sparse"]
+            out["risk_sparse"][r, j] = theory.risk_of_coefficients(model, [acc.solve() for acc in block_acc],
+                                                                   "sparse")
+            out["sparse"][r, j] = out["risk_sparse"][r, j] - bayes["sparse"]
             out["sparse_expected"][r, j] = sparse_expected_excess(model, counts)
             if dense_acc is not None:
-                out["risk_dense"][r, j] = risk_dense(model, dense_acc.solve())
-                out["dense"][r, j] = out["risk_dense"][r, j] - br["dense"]
+                out["risk_dense"][r, j] = theory.risk_of_coefficients(model, _blocks(model, dense_acc.solve()),
+                                                                      "dense")
+                out["dense"][r, j] = out["risk_dense"][r, j] - bayes["dense"]
     out["n"] = ns
-    out["bayes"] = br
+    out["bayes"] = bayes
     return out
 
 
@@ -179,9 +155,9 @@ def sparse_expected_excess(model: BlockModel, counts) -> float:
     """Exact mean excess risk of the sparse OLS experts given the expert counts ``n_i``.
 
     ``sum_i p_i R_i d_i / (n_i - d_i - 1)`` when every ``n_i >= d_i + 2`` (``R_i`` from
-    :func:`bayes_risks`); ``inf`` when some ``n_i`` is in ``{d_i - 1, d_i, d_i + 1}`` (``{1, 2}`` for
-    ``d_i = 1``: the inverse-Wishart moment diverges); otherwise ``nan`` when some ``n_i <= d_i - 2``
-    (including ``n_i = 0``; not covered by this formula).
+    :func:`moe_companion.theory.sparse_block_risks`); ``inf`` when some ``n_i`` is in
+    ``{d_i - 1, d_i, d_i + 1}`` (``{1, 2}`` for ``d_i = 1``: the inverse-Wishart moment diverges);
+    otherwise ``nan`` when some ``n_i <= d_i - 2`` (including ``n_i = 0``; not covered by this formula).
     """
     model = check_model(model)
     counts = np.asarray(counts)
@@ -192,29 +168,8 @@ def sparse_expected_excess(model: BlockModel, counts) -> float:
         return float("inf")
     if np.any(counts < dims + 2):
         return float("nan")
-    per = bayes_risks(model)["per_block"]
+    per = theory.sparse_block_risks(model)
     return float(np.sum(model.p * per * dims / (counts - dims - 1)))
-
-
-def sampled_risk(model: BlockModel, *, dense=None, sparse=None, n_test: int = 100000, seed: int = 0) -> tuple[float, float]:
-    """Monte Carlo test risk ``(mean, standard error)`` of a dense vector or of sparse experts.
-
-    Exactly one of ``dense`` (shape (d,)) and ``sparse`` (k arrays) must be given.  Used to check
-    the exact quadratic forms.
-    """
-    model = check_model(model)
-    if (dense is None) == (sparse is None):
-        raise ValueError("give exactly one of dense= and sparse=")
-    s = model.sample(v.check_int(n_test, "n_test", lower=2), seed=v.check_seed(seed))
-    if dense is not None:
-        pred = s.xbar @ v.check_array(dense, "dense", shape=(model.d,))
-    else:
-        pred = np.empty(s.y.size)
-        for i in range(model.k):
-            rows = s.z == i
-            pred[rows] = s.xbar[rows][:, model.block_slice(i)] @ sparse[i]
-    e2 = (pred - s.y) ** 2
-    return float(e2.mean()), float(e2.std(ddof=1) / np.sqrt(e2.size))
 
 
 def asymptotic_constants(model: BlockModel) -> dict:
@@ -225,13 +180,10 @@ def asymptotic_constants(model: BlockModel) -> dict:
     ``B = E[xbar xbar^T eps^2] = sum_i p_i (C^{(i)} v_i + 2 u_i u_i^T)`` (Isserlis, per class: ``eps`` is the
     residual of the Bayes dense estimator, ``v_i = E_i eps^2``, ``u_i = E_i[xbar eps]``).
     """
-    from .theory import bayes_dense
-
     model = check_model(model)
-    br = bayes_risks(model)
     dims = np.array(model.dims)
-    sparse = float(np.sum(br["per_block"] * dims))
-    bd = bayes_dense(model)
+    sparse = float(np.sum(theory.sparse_block_risks(model) * dims))
+    bd = theory.bayes_dense(model)
     b = np.concatenate(bd)
     s2 = model.sigma2
     d = model.d
@@ -301,7 +253,8 @@ def fit_form(n, y, form: str) -> dict:
 
 
 def fit_table(n, curves: dict, windows) -> list[dict]:
-    """Fit every form to every curve over every window ``(n_lo, n_hi)``: one row per combination."""
+    """Fit every form to every curve over every window ``(n_lo, n_hi)``: one row per combination
+    (``window``, ``curve``, ``form``, ``coef`` (tuple), ``rel_rmse``, ``points``)."""
     n = v.check_array(n, "n", ndim=1)
     rows = []
     for lo, hi in windows:
@@ -313,17 +266,17 @@ def fit_table(n, curves: dict, windows) -> list[dict]:
                     f = fit_form(n[sel], y[sel], form)
                 except ValueError:
                     continue
-                rows.append({"window": f"[{lo:g}, {hi:g}]", "curve": name, "form": form,
-                             "coef": ", ".join(f"{c:.4g}" for c in f["coef"]), "rel. RMSE": f["rel_rmse"],
-                             "points": f["m"]})
+                rows.append({"window": (lo, hi), "curve": name, "form": form, "coef": f["coef"],
+                             "rel_rmse": f["rel_rmse"], "points": f["m"]})
     return rows
 
 
 def paper_table1() -> list[dict]:
-    """Table 1 of the paper (App. A.6.3): fitted dense ``a/n²`` and sparse ``a/n² - b/n`` per run."""
+    """Table 1 of the paper (App. A.6.3), as printed: dense ``a/n²`` and sparse ``a/n² - b/n`` per run, and
+    the ``n = a/b`` beyond which the printed sparse fit is negative."""
     dense = [2.67e3, 4.86e3, 2.92e3, 5.64e3]
-    sparse = [(3.94e3, -13.76), (5.24e3, -19.10), (5.51e3, -11.10), (11.7e3, -70.85)]
-    return [{"run": r + 1, "dense a": d, "sparse a": s[0], "sparse b": s[1], "sparse fit < 0 beyond n =": -s[0] / s[1]}
+    sparse = [(3.94e3, 13.76), (5.24e3, 19.10), (5.51e3, 11.10), (11.7e3, 70.85)]
+    return [{"run": r + 1, "dense_a": d, "sparse_a": s[0], "sparse_b": s[1], "negative_beyond": s[0] / s[1]}
             for r, (d, s) in enumerate(zip(dense, sparse))]
 
 
@@ -344,139 +297,178 @@ def fig3_model(seed: int = 0, *, p: int = 900, k: int = 12, rho: float = 0.5, si
     return BlockModel.toeplitz(k, p // k, rho, sigma2=sigma2, seed=seed)
 
 
-# ------------------------------------------------------------------------------ chapter helpers
-def _sig(a, digits: int = 4) -> list:
-    """Round to ``digits`` significant figures; non-finite values become ``None`` (gaps in plots)."""
-    a = np.asarray(a, dtype=float).ravel()
-    return [float(f"{x:.{digits}g}") if np.isfinite(x) else None for x in a]
-
-
-def log_grid(lo: int, hi: int, num: int) -> np.ndarray:
-    """About ``num`` distinct integers log-spaced in ``[lo, hi]``."""
-    lo = v.check_int(lo, "lo", lower=1)
-    hi = v.check_int(hi, "hi", lower=lo)
-    num = v.check_int(num, "num", lower=2)
-    return np.unique(np.round(np.logspace(np.log10(lo), np.log10(hi), num)).astype(int))
-
-
-def run_traces(curves: dict, run: int, *, window=(1000, np.inf), model: BlockModel | None = None) -> list:
-    """Plotly traces for one run of :func:`excess_curves`: both excess risks, the paper's fitted forms
-    over ``window`` (dense ``a/n²``, sparse ``a/n² + b/n``) and, if ``model`` is given, the ``a/n``
-    asymptotes of :func:`asymptotic_constants`."""
-    import plotly.graph_objects as go
-
-    n = curves["n"].astype(float)
-    r = v.check_int(run, "run", lower=0, upper=curves["dense"].shape[0] - 1)
-    sel = (n >= window[0]) & (n <= window[1])
-    fd = fit_form(n[sel], curves["dense"][r, sel], "a/n²")["coef"]
-    fs = fit_form(n[sel], curves["sparse"][r, sel], "a/n² + b/n")["coef"]
-    traces = [
-        go.Scatter(x=n, y=_sig(curves["dense"][r]), name="dense (exact excess risk)", mode="markers",
-                   marker=dict(symbol="square", color="#1f77b4")),
-        go.Scatter(x=n, y=_sig(curves["sparse"][r]), name="sparse (exact excess risk)", mode="markers",
-                   marker=dict(symbol="circle", color="#d62728")),
-        go.Scatter(x=n[sel], y=_sig(fd[0] / n[sel] ** 2), name=f"paper form a/n², a={fd[0]:.3g}", mode="lines",
-                   line=dict(color="#1f77b4", dash="dash")),
-        go.Scatter(x=n[sel], y=_sig(fs[0] / n[sel] ** 2 + fs[1] / n[sel]),
-                   name=f"paper form a/n² + b/n, a={fs[0]:.3g}, b={fs[1]:.3g}", mode="lines",
-                   line=dict(color="#d62728", dash="dash")),
-    ]
-    if model is not None:
-        traces += _asymptotic_traces(model, n)
-    return traces
-
-
-def _asymptotic_traces(model: BlockModel, n: np.ndarray) -> list:
-    """The large-n theory lines ``c/n`` of :func:`asymptotic_constants`, dense and sparse."""
-    import plotly.graph_objects as go
-
-    ac = asymptotic_constants(model)
-    return [go.Scatter(x=n, y=_sig(ac[name] / n), name=f"theory {name} {ac[name]:.3g}/n", mode="lines",
-                       line=dict(color=color, dash="dot"))
-            for name, color in (("dense", "#1f77b4"), ("sparse", "#d62728"))]
-
-
-def median_traces(curves: dict, *, model: BlockModel | None = None, what: str = "excess") -> list:
-    """Plotly traces: median (markers) and mean (lines) over runs of the dense and sparse curves.
-
-    ``what = "excess"`` plots excess risks, ``"risk"`` the total test risks with the Bayes risks.
-    """
-    import plotly.graph_objects as go
-
-    v.check_choice(what, "what", ("excess", "risk"))
-    n = curves["n"].astype(float)
-    kd, ks = ("dense", "sparse") if what == "excess" else ("risk_dense", "risk_sparse")
-    with np.errstate(invalid="ignore"):
-        traces = [
-            go.Scatter(x=n, y=_sig(np.median(curves[kd], axis=0)), name="dense, median over runs",
-                       mode="lines+markers", marker=dict(symbol="square"), line=dict(color="#1f77b4")),
-            go.Scatter(x=n, y=_sig(np.median(curves[ks], axis=0)), name="sparse, median over runs",
-                       mode="lines+markers", line=dict(color="#d62728")),
-            go.Scatter(x=n, y=_sig(np.mean(curves[kd], axis=0)), name="dense, mean over runs", mode="lines",
-                       line=dict(color="#1f77b4", dash="dash")),
-            go.Scatter(x=n, y=_sig(np.mean(curves[ks], axis=0)), name="sparse, mean over runs", mode="lines",
-                       line=dict(color="#d62728", dash="dash")),
-        ]
-    if what == "risk":
-        b = curves["bayes"]
-        traces += [
-            go.Scatter(x=n, y=_sig(np.full(n.size, b["dense"])), name="dense Bayes risk (Thm 2)", mode="lines",
-                       line=dict(color="#1f77b4", dash="dot")),
-            go.Scatter(x=n, y=_sig(np.full(n.size, b["sparse"])), name="sparse Bayes risk (Thm 2)", mode="lines",
-                       line=dict(color="#d62728", dash="dot")),
-        ]
-    elif model is not None:
-        traces += _asymptotic_traces(model, n)
-    return traces
-
-
-def sigma_traces(sigma2: float = 1.0, *, ns=None, runs: int = 3, seed: int = 0) -> list:
-    """Plotly traces for the Fig. 6 setting at noise ``sigma2``: medians over ``runs`` and the ``a/n`` theory."""
-    ns = log_grid(50, 10000, 14) if ns is None else ns
-    models = [fig6_model(seed + r, sigma2=float(sigma2)) for r in range(runs)]
-    parts = [excess_curves(m, ns, runs=1, seed=seed + 100 + r) for r, m in enumerate(models)]
-    curves = {key: np.concatenate([p[key] for p in parts]) for key in ("dense", "sparse")}
-    curves["n"] = parts[0]["n"]
-    return median_traces(curves, model=models[0])
-
-
-def crossover_rows(curves: dict, label: str) -> list[dict]:
-    """Per ``n``: median excess and total risk of both estimators and which is lower."""
-    rows = []
-    for j, n in enumerate(curves["n"]):
-        md, ms = np.median(curves["dense"][:, j]), np.median(curves["sparse"][:, j])
-        rd, rs = np.median(curves["risk_dense"][:, j]), np.median(curves["risk_sparse"][:, j])
-        rows.append({"setting": label, "n": int(n), "median excess dense": md, "median excess sparse": ms,
-                     "lower excess": "sparse" if ms < md else "dense",
-                     "median risk dense": rd, "median risk sparse": rs,
-                     "lower risk": "sparse" if rs < rd else "dense"})
-    return rows
-
-
+# ----------------------------------------------------------------------------------- App. A.6.3
 def case_study_excess(n, *, lam2: float = 8.0, sigma2: float = 1.0, beta: float = 1.0, reps: int = 20000,
-                      seed: int = 0) -> list[dict]:
+                      seed=0) -> list[dict]:
     """App. A.6.3's one-dimensional expert: the paper's delta-method excess risk, the exact mean and Monte Carlo.
 
     ``x ~ N(0, lam2)``, ``xbar = x + e`` with ``e ~ N(0, sigma2)``, ``y = beta x``, OLS on ``n`` rows.
     Paper: ``beta^2 lam2 sigma2^2 / (n (lam2 + sigma2)^2)``.  Exact: ``R / (n - 2)`` with the Bayes risk
     ``R = beta^2 lam2 sigma2 / (lam2 + sigma2)`` (finite for ``n >= 3``).  Monte Carlo: mean and standard
     error of the exact excess ``(lam2 + sigma2)(beta_hat - beta_B)^2`` over ``reps`` training sets.
+
+    Returns one dict per ``n``: ``n``, ``paper``, ``exact``, ``mc``, ``mc_se``.
     """
     lam2 = v.check_scalar(lam2, "lam2", lower=0.0, lower_inclusive=False)
     sigma2 = v.check_scalar(sigma2, "sigma2", lower=0.0)
     beta = v.check_scalar(beta, "beta")
     reps = v.check_int(reps, "reps", lower=2)
-    rng = np.random.default_rng(v.check_seed(seed))
+    ns = [v.check_int(nn, "n", lower=3) for nn in np.atleast_1d(n)]
+    for nn in ns:
+        _check_size(reps, nn, "case_study_excess(reps, n)")
+    rng = v.check_random_state(seed)
     r_bayes = beta**2 * lam2 * sigma2 / (lam2 + sigma2)
     beta_b = beta * lam2 / (lam2 + sigma2)
     rows = []
-    for nn in np.atleast_1d(n):
-        nn = v.check_int(nn, "n", lower=3)
+    for nn in ns:
         x = rng.normal(0.0, np.sqrt(lam2), size=(reps, nn))
         xb = x + rng.normal(0.0, np.sqrt(sigma2), size=(reps, nn))
         bh = beta * np.einsum("ij,ij->i", xb, x) / np.einsum("ij,ij->i", xb, xb)
         ex = (lam2 + sigma2) * (bh - beta_b) ** 2
-        rows.append({"n": nn, "paper (A.6.3)": beta**2 * lam2 * sigma2**2 / (nn * (lam2 + sigma2) ** 2),
-                     "exact R/(n-2)": r_bayes / (nn - 2), "Monte Carlo": float(ex.mean()),
-                     "MC SE": float(ex.std(ddof=1) / np.sqrt(reps))})
+        rows.append({"n": nn, "paper": beta**2 * lam2 * sigma2**2 / (nn * (lam2 + sigma2) ** 2),
+                     "exact": r_bayes / (nn - 2), "mc": float(ex.mean()),
+                     "mc_se": float(ex.std(ddof=1) / np.sqrt(reps))})
     return rows
+
+
+# ---------------------------------------------------------------------------------- statistics
+def mean_interval(x, *, level: float = 0.95) -> dict:
+    """Mean of ``x`` (shape (runs,)) with its standard error and Student-t interval: ``mean``, ``se``, ``lo``,
+    ``hi``, ``runs``."""
+    x = v.check_array(x, "x", ndim=1)
+    if x.size < 2:
+        raise ValueError(f"x must hold at least 2 values, got {x.size}")
+    mean, se = float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
+    t = float(stats.t.ppf(0.5 + level / 2, x.size - 1))
+    return {"mean": mean, "se": se, "lo": mean - t * se, "hi": mean + t * se, "runs": int(x.size)}
+
+
+def paired_log_ratio(a, b, *, level: float = 0.95) -> dict:
+    """Mean over runs of ``log(a / b)`` (paired: run ``r`` of ``a`` and of ``b`` share their sample), with
+    its standard error and a Student-t interval; shape (runs,) or (runs, m) (one result per column).
+
+    ``> 0`` means ``a`` is larger. Returns ``mean``, ``se``, ``lo``, ``hi`` (floats or arrays) and ``runs``.
+    """
+    a = v.check_array(a, "a", ndim=(1, 2), lower=0.0, lower_inclusive=False)
+    b = v.check_array(b, "b", shape=a.shape, lower=0.0, lower_inclusive=False)
+    runs = a.shape[0]
+    if runs < 2:
+        raise ValueError(f"a must hold at least 2 runs (rows), got {runs}")
+    d = np.log(a) - np.log(b)
+    mean = d.mean(axis=0)
+    se = d.std(axis=0, ddof=1) / np.sqrt(runs)
+    t = float(stats.t.ppf(0.5 + level / 2, runs - 1))
+    out = {"mean": mean, "se": se, "lo": mean - t * se, "hi": mean + t * se}
+    if a.ndim == 1:
+        out = {k: float(x) for k, x in out.items()}
+    out["runs"] = runs
+    return out
+
+
+def bootstrap_interval(x, statistic, *, reps: int = 2000, level: float = 0.95, seed=0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(sample)`` over resamples (with replacement) of ``x``
+    (shape (runs,)): ``(lo, hi)`` at ``level``."""
+    x = v.check_array(x, "x", ndim=1)
+    if x.size < 2:
+        raise ValueError(f"x must hold at least 2 values, got {x.size}")
+    reps = v.check_int(reps, "reps", lower=10)
+    rng = v.check_random_state(seed)
+    idx = rng.integers(0, x.size, size=(reps, x.size))
+    boot = np.array([statistic(x[i]) for i in idx])
+    return float(np.quantile(boot, 0.5 - level / 2)), float(np.quantile(boot, 0.5 + level / 2))
+
+
+def calibration(mc, se, exact) -> dict:
+    """How often a closed form lies within ``±2`` and ``±3`` standard errors of its Monte Carlo estimate.
+
+    Points with a non-finite closed form, estimate or s.e. are left out. Returns ``within2``, ``within3``
+    (shares), ``points`` (``m``), ``expected2`` (0.9545, the normal share) and ``se2`` (the binomial
+    standard error of ``within2`` under that share, ``sqrt(0.9545 · 0.0455 / m)``).
+    """
+    mc, se, exact = (np.ravel(np.asarray(x, dtype=float)) for x in (mc, se, exact))
+    if not mc.shape == se.shape == exact.shape:
+        raise ValueError(f"mc, se and exact must have one shape, got {mc.shape}, {se.shape}, {exact.shape}")
+    ok = np.isfinite(mc) & np.isfinite(se) & np.isfinite(exact) & (se > 0)
+    m = int(ok.sum())
+    if m == 0:
+        raise ValueError("calibration needs at least one point with a finite estimate, s.e. > 0 and closed form")
+    z = np.abs(mc[ok] - exact[ok]) / se[ok]
+    p2 = float(2 * stats.norm.cdf(2.0) - 1)
+    return {"within2": float(np.mean(z <= 2)), "within3": float(np.mean(z <= 3)), "points": m,
+            "expected2": p2, "se2": float(np.sqrt(p2 * (1 - p2) / m))}
+
+
+# ------------------------------------------------------------------------------- App. A.6.1 and A.6.2
+def a61_bias_terms(model: BlockModel, n: int, seed=0) -> dict:
+    """App. A.6.1 on one training sample: the dense estimator's true bias term and the paper's expression.
+
+    True: ``(beta_hat - beta*)^T Sigma (beta_hat - beta*)`` with ``Sigma = E[x x^T] = blockdiag(p_i Sigma_i)``
+    and ``beta_hat = Xbar^+ Y``. Paper: the same quadratic form of ``-(Xbar^T Xbar)^+ Xbar^T E beta*``, which
+    equals ``beta_hat - beta*`` only when ``Xbar`` has full column rank (``n >= d``); for ``n < d`` the
+    minimum-norm fit also misses ``-(I - P) beta*`` (``P`` the projection on ``Xbar``'s row space).
+    Returns ``true``, ``paper`` and ``rank``.
+    """
+    model = check_model(model)
+    n = v.check_int(n, "n", lower=1)
+    _check_size(n, model.d, "a61_bias_terms(n)")
+    s = model.sample(n, seed=v.check_random_state(seed))
+    beta = model.beta
+    e = s.xbar - s.x
+    pinv = np.linalg.pinv(s.xbar)
+    diff_true = pinv @ s.y - beta
+    diff_paper = -(pinv @ (e @ beta))
+    weights = [model.p[i] * model.covariances[i] for i in range(model.k)]
+
+    def quad(dv):
+        return float(sum(b @ w @ b for b, w in zip(_blocks(model, dv), weights)))
+
+    return {"true": quad(diff_true), "paper": quad(diff_paper), "rank": int(np.linalg.matrix_rank(s.xbar))}
+
+
+def variance_terms(model: BlockModel, n_i, *, reps: int = 100, seed=0) -> dict:
+    """App. A.6.2 for expert 0 of ``model`` on exactly ``n_i`` of its rows: the true variance term and the
+    paper's expression, by Monte Carlo over ``reps`` training sets per ``n_i``.
+
+    With ``X_i`` the clean and ``Xbar_i = X_i + E_i`` the noisy rows and ``beta_hat_i = Xbar_i^+ X_i beta_i*``:
+
+    * ``true``: ``sigma^2 ||beta_hat_i||^2`` (the variance term ``E_e (e^T beta_hat)^2`` of A.6);
+    * ``step1``: ``sigma^2 tr[X_i^T (Xbar_i Xbar_i^T)^+ X_i]`` (A.6.2 after replacing ``beta* beta*^T`` by I);
+    * ``paper``: ``sigma^2 tr[Xbar_i^T (Xbar_i Xbar_i^T)^+ Xbar_i]`` (after also writing the noisy matrix
+      for the clean one, A.6.2's ``sum_r (lam_r + sigma^2) z_r^T (Xbar Xbar^T)^+ z_r``), which is
+      ``sigma^2 rank(Xbar_i)`` on every sample; ``rank_dev`` is the largest ``|paper / sigma^2 - rank|``;
+    * ``exact``: the closed-form mean of ``true`` for ``n_i >= d_i + 2``,
+      ``sigma^2 (||b_i||^2 + R_i tr((Sigma_i + sigma^2 I)^{-1}) / (n_i - d_i - 1))`` (``b_i`` the Bayes sparse
+      block, ``R_i`` its risk; inverse-Wishart mean), nan below; ``limit``: ``sigma^2 ||b_i||^2``.
+
+    Each of ``true``, ``step1``, ``paper`` is a dict of arrays ``mean`` and ``se`` over ``n_i``.
+    """
+    model = check_model(model)
+    ns = np.array([v.check_int(nn, "n_i", lower=1) for nn in np.atleast_1d(n_i)])
+    reps = v.check_int(reps, "reps", lower=2)
+    for nn in ns:
+        _check_size(int(nn), model.dims[0], "variance_terms(n_i)")
+    rng = v.check_random_state(seed)
+    s2, d0, beta0 = model.sigma2, model.dims[0], model.betas[0]
+    b0 = theory.bayes_sparse(model)[0]
+    r0 = float(theory.sparse_block_risks(model)[0])
+    tr_inv = float(np.trace(np.linalg.inv(model.covariances[0] + s2 * np.eye(d0))))
+    vals = {key: np.zeros((ns.size, reps)) for key in ("true", "step1", "paper")}
+    rank_dev = 0.0
+    for j, nn in enumerate(ns):
+        for r in range(reps):
+            x = model.sample_block(0, int(nn), rng)
+            xb = x + rng.normal(0.0, np.sqrt(s2), size=x.shape)
+            u, sv, vt = np.linalg.svd(xb, full_matrices=False)
+            keep = sv > sv[0] * max(xb.shape) * np.finfo(float).eps
+            ur, svr = u[:, keep], sv[keep]
+            bh = vt[keep].T @ ((ur.T @ (x @ beta0)) / svr)  # minimum-norm fit Xbar^+ y
+            vals["true"][j, r] = s2 * bh @ bh
+            vals["step1"][j, r] = s2 * np.sum(((ur.T @ x) / svr[:, None]) ** 2)
+            vals["paper"][j, r] = s2 * np.sum(((ur.T @ xb) / svr[:, None]) ** 2)
+            rank_dev = max(rank_dev, abs(vals["paper"][j, r] / s2 - keep.sum()) if s2 > 0 else 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = np.where(ns >= d0 + 2, s2 * (b0 @ b0 + r0 * tr_inv / (ns - d0 - 1.0)), np.nan)
+    out = {key: {"mean": a.mean(axis=1), "se": a.std(axis=1, ddof=1) / np.sqrt(reps)} for key, a in vals.items()}
+    out.update({"n_i": ns, "exact": exact, "limit": float(s2 * b0 @ b0), "rank_dev": float(rank_dev),
+                "d_i": int(d0), "reps": reps})
+    return out

@@ -33,7 +33,8 @@ def _predict(model: BlockModel, xbar: np.ndarray, z: np.ndarray, estimator: str,
     return pred
 
 
-def risk(model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=None) -> tuple[float, float]:
+def risk(model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=None, *,
+         coefficients=None) -> tuple[float, float]:
     """Monte Carlo risk of a Bayes estimator of Eq. (3) (Theorems 2 and 3).
 
     Draws ``n_samples`` test points from the model (expert ``z ~ p``, clean block ``x_z``, noise
@@ -52,6 +53,10 @@ def risk(model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=
         Seed of the draws (>= 0).
     sigma_o2 : float, optional
         Test-time noise variance (>= 0), replacing ``sigma^2`` at test time.
+    coefficients : sequence of k arrays, shapes (d_i,), optional
+        Score these coefficients instead of the Bayes estimator (e.g. a finite-sample fit): the blocks
+        of one dense ``d``-vector, or the k sparse experts. Monte Carlo twin of
+        :func:`moe_companion.theory.risk_of_coefficients`.
 
     Returns
     -------
@@ -63,7 +68,14 @@ def risk(model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=
     n = v.check_int(n_samples, "n_samples", lower=2)
     seed = v.check_seed(seed)
     so2 = None if sigma_o2 is None else v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
-    coefs = theory.bayes_dense(model) if estimator == "dense" else theory.bayes_sparse(model)
+    if coefficients is None:
+        coefs = theory.bayes_dense(model) if estimator == "dense" else theory.bayes_sparse(model)
+    else:  # given coefficients (added by helper "se" for the sample-efficiency chapter)
+        coefs = list(coefficients)
+        if len(coefs) != model.k:
+            raise ValueError(f"coefficients must have one block per expert (k={model.k}), got {len(coefs)}")
+        coefs = [v.check_array(c, f"coefficients[{i}]", shape=(di,))
+                 for i, (c, di) in enumerate(zip(coefs, model.dims))]
     s = model.sample(n, seed, sigma2=so2)
     return _mean_se((_predict(model, s.xbar, s.z, estimator, coefs) - s.y) ** 2)
 

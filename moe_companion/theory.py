@@ -52,6 +52,7 @@ __all__ = [
     "risk_sparse_direct",
     "shrinkage_ratios",
     "sparse_wins_direction",
+    "sparse_block_risks",
 ]
 
 
@@ -232,6 +233,19 @@ def risk_of_coefficients(model: BlockModel, coefficients, estimator: str, sigma_
         total += model.p[i] * float(r @ cov @ r)
         noise += (1.0 if estimator == "dense" else model.p[i]) * float(c @ c)
     return total + so2 * noise
+
+
+# ------------------------------------- per-block sparse Bayes risks (added by helper "se", sample-efficiency chapter)
+def sparse_block_risks(model: BlockModel) -> np.ndarray:
+    """Theorem 2's sparse risk of each expert on its own rows, shape (k,).
+
+    ``R_i = sigma^2 beta_i*^T Sigma_i (Sigma_i + sigma^2 I)^{-1} beta_i*``, so that
+    ``risk_sparse(model) == model.p @ sparse_block_risks(model)``. ``R_i`` is also the variance of the
+    residual ``y - xbar_i^T beta_sparse_i`` given ``z = i`` (App. A.6: the sparse expert's noise level).
+    """
+    model = check_model(model)
+    s2 = model.sigma2
+    return np.array([s2 * float(np.sum(lam * b**2 / (lam + s2))) for (lam, _), b in zip(model.eigh, model.beta_eigen)])
 
 
 def _direct(model: BlockModel, sigma_o2, dense: bool, sigma2=None) -> float:

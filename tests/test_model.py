@@ -115,7 +115,7 @@ def test_parameters_are_read_only_and_replace_revalidates():
 def test_functions_taking_a_model_name_the_parameter(bad):
     from moe_companion import router, sample_efficiency, simulate, theory
 
-    for call in (lambda: theory.risk_dense(bad), lambda: sample_efficiency.bayes_risks(bad),
+    for call in (lambda: theory.risk_dense(bad), lambda: sample_efficiency.asymptotic_constants(bad),
                  lambda: simulate.risk(bad, "dense", 10, seed=0), lambda: router.bayes_router(bad)):
         with pytest.raises(TypeError, match="model must be a BlockModel"):
             call()
