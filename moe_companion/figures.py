@@ -74,6 +74,9 @@ def register_renderer(make_default: bool = True) -> None:
         pio.renderers.default = RENDERER_NAME
 
 
+register_renderer()  # importing this module makes the book's renderer the default
+
+
 # ---------------------------------------------------------------------------------- sliders
 def _trace_value(trace_json: dict, key: str):
     node: Any = trace_json

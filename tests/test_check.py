@@ -53,9 +53,13 @@ def test_parameters_are_checked_against_the_model_before_loading(chapter, overri
 
 def test_single_layer_heatmap_builds():
     pytest.importorskip("plotly")
+    from moe_companion.chapters import modular_structure as chapter
+
     rec = {"layer": 0, "heatmap": [[1, 2], [3, 4]], "token_edges": [0, 1, 2], "feature_edges": [0, 1, 2],
-           "enrichment": 1.2, "baseline": [1.1]}
-    fig = modular.heatmap_figure([{**rec, "sparsity": 0.0}, {**rec, "sparsity": 0.7}])
+           "model": "m", "projection": "up", "allocation": "uniform"}
+    spec = chapter._heatmap_spec([{**rec, "sparsity": 0.0}, {**rec, "sparsity": 0.7}], "m", "up", "uniform",
+                                 "one layer", "caption")
+    fig = spec.static()
     assert fig.layout.sliders and len(fig.layout.sliders) == 1
 
 

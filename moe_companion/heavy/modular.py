@@ -203,7 +203,8 @@ def check_params(params: Mapping[str, Any]) -> dict:
         total = p["n_samples"] * p["n_tokens"] + p["n_calib_tokens"]
         if total > n_chars:
             raise ValueError(f"n_samples * n_tokens + n_calib_tokens must be <= {n_chars} (characters of the "
-                             f"pydoc text), got {total}")
+                             f"pydoc text), got {total} (n_samples={p['n_samples']}, n_tokens={p['n_tokens']}, "
+                             f"n_calib_tokens={p['n_calib_tokens']})")
     for name in ("sparsities", "heatmap_sparsities"):
         if not p[name]:
             raise ValueError(f"{name} must not be empty")
