@@ -8,7 +8,6 @@ import pytest
 import torch
 from scipy import stats
 
-from moe_companion import findings as F
 from moe_companion import nonlinear as nl
 from moe_companion import style
 from moe_companion.chapters import nonlinear as ch
