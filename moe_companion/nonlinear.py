@@ -27,6 +27,13 @@ Models (all trained on clean inputs)
                 so that every expert sees its block early on.  It adds the ``d k + k`` gate parameters to
                 the oracle count.
 
+Seeds: each replica's seed is an int, ``None`` or a ``numpy.random.Generator`` (through
+``_validate.check_random_state``, which turns the last two into an int); that int seeds every stream of the
+replica through ``numpy.random.SeedSequence`` and per-replica ``torch.Generator`` objects.  Neither numpy's
+nor torch's global generator is ever used.  Settings are checked (:func:`check_settings`) before any data
+are drawn or models trained.  This module holds the maths and experiments only; the figures, tables and
+findings of the chapter are in :mod:`moe_companion.chapters.nonlinear`.
+
 Every model carries a leading *replica* axis: the seeds of one experiment train side by side in one set
 of batched tensors, each replica with its own data, initialisation and minibatch order (nothing is shared
 between replicas, so a replica's numbers do not depend on which other seeds run with it, up to
@@ -37,6 +44,7 @@ draw ``eps`` per seed reused for every ``sigma`` (common random numbers, so curv
 and drops are paired).  Labels/targets stay clean.  The *robustness drop* is ``noisy - clean`` for the MSE
 and ``clean - noisy`` for the accuracy (percentage points), both "lower is better" as in Tables 2-3.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,19 +96,19 @@ KINDS = ("dense", "oracle", "router")
 
 #: The companion's choices (the paper states none of them).
 DEFAULTS: dict = {
-    "k": 4,                 # experts = feature blocks
-    "block_dim": 8,         # features per block (d = 32)
-    "rho": 0.5,             # Toeplitz correlation inside a block
-    "n_classes": 3,         # classification only
-    "teacher_width": 16,    # hidden units of each block's random teacher (classification only)
-    "expert_hidden": 24,    # hidden units per expert (classification only); dense width is matched
+    "k": 4,  # experts = feature blocks
+    "block_dim": 8,  # features per block (d = 32)
+    "rho": 0.5,  # Toeplitz correlation inside a block
+    "n_classes": 3,  # classification only
+    "teacher_width": 16,  # hidden units of each block's random teacher (classification only)
+    "expert_hidden": 24,  # hidden units per expert (classification only); dense width is matched
     "n_train": 2048,
     "n_test": 4096,
     "epochs": 40,
     "batch_size": 128,
-    "lr": 3e-2,             # Adam, cosine decay to 0 over the run
-    "balance": 0.5,         # load-balancing weight of the learned router
-    "dense_hidden": None,   # dense width (classification); None = matched to the oracle MoE's count
+    "lr": 3e-2,  # Adam, cosine decay to 0 over the run
+    "balance": 0.5,  # load-balancing weight of the learned router
+    "dense_hidden": None,  # dense width (classification); None = matched to the oracle MoE's count
 }
 SIGMAS_TABLE2 = (0.1, 0.2, 0.3, 0.4, 0.5)
 #: Noise levels evaluated by default (0 = clean), step 0.05.
@@ -156,8 +164,9 @@ def _check_seeds(seeds) -> tuple[int, ...]:
     try:
         seeds = tuple(seeds)
     except TypeError:
-        raise TypeError(f"seeds must be a seed (int, None or numpy Generator) or a sequence of seeds, "
-                        f"got {seeds!r}") from None
+        raise TypeError(
+            f"seeds must be a seed (int, None or numpy Generator) or a sequence of seeds, got {seeds!r}"
+        ) from None
     if not seeds:
         raise ValueError("seeds must list at least one seed")
     out = tuple(_replica_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds))
@@ -192,9 +201,12 @@ def _check_sigmas(sigmas) -> np.ndarray:
 
 
 def _check_hyper(epochs, batch_size, lr, balance) -> tuple[int, int, float, float]:
-    return (v.check_int(epochs, "epochs", lower=1), v.check_int(batch_size, "batch_size", lower=1),
-            v.check_scalar(lr, "lr", lower=0.0, lower_inclusive=False),
-            v.check_scalar(balance, "balance", lower=0.0))
+    return (
+        v.check_int(epochs, "epochs", lower=1),
+        v.check_int(batch_size, "batch_size", lower=1),
+        v.check_scalar(lr, "lr", lower=0.0, lower_inclusive=False),
+        v.check_scalar(balance, "balance", lower=0.0),
+    )
 
 
 def check_settings(task: str, **settings) -> dict:
@@ -212,18 +224,19 @@ def check_settings(task: str, **settings) -> dict:
     cfg = {**DEFAULTS, **settings}
     for name in ("k", "block_dim", "teacher_width", "n_train", "n_test"):
         cfg[name] = v.check_int(cfg[name], name, lower=1)
-    cfg["rho"] = v.check_scalar(cfg["rho"], "rho", lower=-1.0, upper=1.0, lower_inclusive=False,
-                                upper_inclusive=False)
+    cfg["rho"] = v.check_scalar(cfg["rho"], "rho", lower=-1.0, upper=1.0, lower_inclusive=False, upper_inclusive=False)
     cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["balance"] = _check_hyper(
-        cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["balance"])
+        cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["balance"]
+    )
     if task == "classification":
         cfg["n_classes"] = v.check_int(cfg["n_classes"], "n_classes", lower=2)
         matched_dense_hidden(cfg["k"], cfg["block_dim"], cfg["n_classes"], cfg["expert_hidden"])
         if cfg["dense_hidden"] is not None:
             cfg["dense_hidden"] = v.check_int(cfg["dense_hidden"], "dense_hidden", lower=1)
     elif cfg["dense_hidden"] is not None:
-        raise ValueError(f"dense_hidden must be None for regression (the dense model is linear), "
-                         f"got {cfg['dense_hidden']!r}")
+        raise ValueError(
+            f"dense_hidden must be None for regression (the dense model is linear), got {cfg['dense_hidden']!r}"
+        )
     return cfg
 
 
@@ -291,10 +304,18 @@ def _block_model(seed: int, k: int, block_dim: int, rho: float) -> BlockModel:
     return BlockModel.toeplitz(k, block_dim, rho, sigma2=0.0, seed=int(s_model))
 
 
-def make_data(task: str, seeds: Iterable[int] | int = (0,), *, k: int = DEFAULTS["k"],
-              block_dim: int = DEFAULTS["block_dim"], rho: float = DEFAULTS["rho"],
-              n_classes: int = DEFAULTS["n_classes"], teacher_width: int = DEFAULTS["teacher_width"],
-              n_train: int = DEFAULTS["n_train"], n_test: int = DEFAULTS["n_test"]) -> TaskData:
+def make_data(
+    task: str,
+    seeds: Iterable[int] | int = (0,),
+    *,
+    k: int = DEFAULTS["k"],
+    block_dim: int = DEFAULTS["block_dim"],
+    rho: float = DEFAULTS["rho"],
+    n_classes: int = DEFAULTS["n_classes"],
+    teacher_width: int = DEFAULTS["teacher_width"],
+    n_train: int = DEFAULTS["n_train"],
+    n_test: int = DEFAULTS["n_test"],
+) -> TaskData:
     """Draw the modular synthetic data set of ``task`` for every seed (independent draws).
 
     Each seed fixes ``beta*`` (or the teachers), the train and test samples and the evaluation noise,
@@ -325,9 +346,13 @@ def make_data(task: str, seeds: Iterable[int] | int = (0,), *, k: int = DEFAULTS
             ytr, yte = tr.y, te.y
         else:
             rng = np.random.default_rng(int(s_teacher))
-            teachers = [(rng.standard_normal((teacher_width, block_dim)) / np.sqrt(block_dim),
-                         rng.standard_normal((n_classes, teacher_width)) / np.sqrt(teacher_width))
-                        for _ in range(k)]
+            teachers = [
+                (
+                    rng.standard_normal((teacher_width, block_dim)) / np.sqrt(block_dim),
+                    rng.standard_normal((n_classes, teacher_width)) / np.sqrt(teacher_width),
+                )
+                for _ in range(k)
+            ]
             cov = bm.covariances[0]
             ytr = _teacher_labels(tr.x.reshape(n_train, k, block_dim), tr.z, teachers, cov)
             yte = _teacher_labels(te.x.reshape(n_test, k, block_dim), te.z, teachers, cov)
@@ -339,11 +364,20 @@ def make_data(task: str, seeds: Iterable[int] | int = (0,), *, k: int = DEFAULTS
         return torch.as_tensor(np.stack(parts[key]), dtype=dtype)
 
     ydtype = torch.float32 if task == "regression" else torch.int64
-    return TaskData(task=task, seeds=seeds, k=k, block_dim=block_dim, n_classes=n_classes,
-                    x_train=stack("xtr", torch.float32), y_train=stack("ytr", ydtype),
-                    z_train=stack("ztr", torch.int64), x_test=stack("xte", torch.float32),
-                    y_test=stack("yte", ydtype), z_test=stack("zte", torch.int64),
-                    eps_test=stack("eps", torch.float32))
+    return TaskData(
+        task=task,
+        seeds=seeds,
+        k=k,
+        block_dim=block_dim,
+        n_classes=n_classes,
+        x_train=stack("xtr", torch.float32),
+        y_train=stack("ytr", ydtype),
+        z_train=stack("ztr", torch.int64),
+        x_test=stack("xte", torch.float32),
+        y_test=stack("yte", ydtype),
+        z_test=stack("zte", torch.int64),
+        eps_test=stack("eps", torch.float32),
+    )
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -366,8 +400,10 @@ def matched_dense_hidden(k: int, block_dim: int, n_classes: int, expert_hidden: 
     num, den = d + k + k * n_classes, d + 1 + n_classes
     if (h * num) % den:
         step = den // math.gcd(num, den)
-        raise ValueError(f"expert_hidden must be a multiple of {step} for k={k}, block_dim={block_dim}, "
-                         f"n_classes={n_classes} (so that the dense width {h}*{num}/{den} is an integer), got {h}")
+        raise ValueError(
+            f"expert_hidden must be a multiple of {step} for k={k}, block_dim={block_dim}, "
+            f"n_classes={n_classes} (so that the dense width {h}*{num}/{den} is an integer), got {h}"
+        )
     return h * num // den
 
 
@@ -431,10 +467,15 @@ class _Replicated(torch.nn.Module):
             p = _init(seeds, lambda g: {"w": _uniform(g, (k * block_dim,), block_dim)})
         else:
             h = expert_hidden
-            p = _init(seeds, lambda g: {"u": _uniform(g, (k, h, block_dim), block_dim),
-                                        "c": _uniform(g, (k, h), block_dim),
-                                        "v": _uniform(g, (k, n_classes, h), h),
-                                        "b": _uniform(g, (n_classes,), h)})
+            p = _init(
+                seeds,
+                lambda g: {
+                    "u": _uniform(g, (k, h, block_dim), block_dim),
+                    "c": _uniform(g, (k, h), block_dim),
+                    "v": _uniform(g, (k, n_classes, h), h),
+                    "b": _uniform(g, (n_classes,), h),
+                },
+            )
         for name, param in p.items():
             self.register_parameter(name, param)
 
@@ -457,9 +498,15 @@ class DenseNet(_Replicated):
         if task == "regression":
             params = _init(seeds, lambda g: {"w": _uniform(g, (d,), d)})
         else:
-            params = _init(seeds, lambda g: {"w1": _uniform(g, (hidden, d), d), "b1": _uniform(g, (hidden,), d),
-                                             "w2": _uniform(g, (n_classes, hidden), hidden),
-                                             "b2": _uniform(g, (n_classes,), hidden)})
+            params = _init(
+                seeds,
+                lambda g: {
+                    "w1": _uniform(g, (hidden, d), d),
+                    "b1": _uniform(g, (hidden,), d),
+                    "w2": _uniform(g, (n_classes, hidden), hidden),
+                    "b2": _uniform(g, (n_classes,), hidden),
+                },
+            )
         for name, param in params.items():
             self.register_parameter(name, param)
 
@@ -512,9 +559,17 @@ class RouterMoE(_Replicated):
         return out, {"route": idx, "balance": balance}
 
 
-def build_model(kind: str, task: str, seeds=(0,), *, k: int = DEFAULTS["k"],
-                block_dim: int = DEFAULTS["block_dim"], n_classes: int = DEFAULTS["n_classes"],
-                expert_hidden: int = DEFAULTS["expert_hidden"], dense_hidden: int | None = None) -> _Replicated:
+def build_model(
+    kind: str,
+    task: str,
+    seeds=(0,),
+    *,
+    k: int = DEFAULTS["k"],
+    block_dim: int = DEFAULTS["block_dim"],
+    n_classes: int = DEFAULTS["n_classes"],
+    expert_hidden: int = DEFAULTS["expert_hidden"],
+    dense_hidden: int | None = None,
+) -> _Replicated:
     """A freshly initialised ``dense``, ``oracle`` or ``router`` model with one replica per seed.
 
     Initialisation is PyTorch's ``nn.Linear`` default, drawn from a ``torch.Generator`` seeded by each
@@ -526,8 +581,9 @@ def build_model(kind: str, task: str, seeds=(0,), *, k: int = DEFAULTS["k"],
     block_dim = v.check_int(block_dim, "block_dim", lower=1)
     if task == "regression":
         if dense_hidden is not None:
-            raise ValueError(f"dense_hidden must be None for regression (the dense model is linear), "
-                             f"got {dense_hidden!r}")
+            raise ValueError(
+                f"dense_hidden must be None for regression (the dense model is linear), got {dense_hidden!r}"
+            )
         n_classes, expert_hidden, hidden = 1, 0, 0
     else:
         hidden = matched_dense_hidden(k, block_dim, n_classes, expert_hidden)
@@ -561,16 +617,28 @@ def parameter_counts(task: str, **settings) -> dict[str, dict[str, int]]:
     cfg = check_settings(task, **settings)
     out = {}
     for kind in KINDS:
-        model = build_model(kind, task, (0,), k=cfg["k"], block_dim=cfg["block_dim"], n_classes=cfg["n_classes"],
-                            expert_hidden=cfg["expert_hidden"], dense_hidden=cfg["dense_hidden"])
+        model = build_model(
+            kind,
+            task,
+            (0,),
+            k=cfg["k"],
+            block_dim=cfg["block_dim"],
+            n_classes=cfg["n_classes"],
+            expert_hidden=cfg["expert_hidden"],
+            dense_hidden=cfg["dense_hidden"],
+        )
         router = sum(p[0].numel() for name, p in model.named_parameters() if name in ROUTER_PARAMETERS)
         total = count_parameters(model)
         out[kind] = {"experts": total - router, "router": router, "total": total}
     return out
 
 
-def dense_hidden_at_least(n_params: int, k: int = DEFAULTS["k"], block_dim: int = DEFAULTS["block_dim"],
-                          n_classes: int = DEFAULTS["n_classes"]) -> int:
+def dense_hidden_at_least(
+    n_params: int,
+    k: int = DEFAULTS["k"],
+    block_dim: int = DEFAULTS["block_dim"],
+    n_classes: int = DEFAULTS["n_classes"],
+) -> int:
     """Smallest dense classification width ``H`` with ``H (d + 1 + C) + C >= n_params`` parameters."""
     n_params = v.check_int(n_params, "n_params", lower=1)
     k = v.check_int(k, "k", lower=1)
@@ -598,8 +666,9 @@ def _check_pair(model, data) -> None:
         raise ValueError(f"data.task must match the model's task {model.task!r}, got {data.task!r}")
     for name in ("k", "block_dim", "n_classes", "replicas"):
         if getattr(model, name) != getattr(data, name):
-            raise ValueError(f"data.{name} must match the model's {name}={getattr(model, name)}, "
-                             f"got {getattr(data, name)}")
+            raise ValueError(
+                f"data.{name} must match the model's {name}={getattr(model, name)}, got {getattr(data, name)}"
+            )
 
 
 def _metric(task, out, y) -> torch.Tensor:
@@ -609,9 +678,15 @@ def _metric(task, out, y) -> torch.Tensor:
     return (out.argmax(-1) == y).float().mean(1) * 100.0
 
 
-def train_model(model: _Replicated, data: TaskData, *, epochs: int = DEFAULTS["epochs"],
-                batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
-                balance: float = DEFAULTS["balance"]) -> dict[str, np.ndarray]:
+def train_model(
+    model: _Replicated,
+    data: TaskData,
+    *,
+    epochs: int = DEFAULTS["epochs"],
+    batch_size: int = DEFAULTS["batch_size"],
+    lr: float = DEFAULTS["lr"],
+    balance: float = DEFAULTS["balance"],
+) -> dict[str, np.ndarray]:
     """Train ``model`` in place on the clean training inputs with Adam (cosine learning-rate decay).
 
     Every replica draws its own minibatch order from its seed.  The loss summed over replicas has
@@ -630,8 +705,7 @@ def train_model(model: _Replicated, data: TaskData, *, epochs: int = DEFAULTS["e
     total = epochs * steps_per_epoch
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total)))
-    gens = [torch.Generator().manual_seed(int(np.random.SeedSequence([s, 2]).generate_state(1)[0]))
-            for s in data.seeds]
+    gens = [torch.Generator().manual_seed(int(np.random.SeedSequence([s, 2]).generate_state(1)[0])) for s in data.seeds]
     rows = torch.arange(R)[:, None]
     explore = isinstance(model, RouterMoE)
     train_loss = np.zeros((R, epochs))
@@ -735,8 +809,7 @@ class Experiment:
         return out
 
 
-def run_experiment(task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[str] = KINDS,
-                   **settings) -> Experiment:
+def run_experiment(task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[str] = KINDS, **settings) -> Experiment:
     """Train every model kind on clean data for every seed, then evaluate it at every noise level.
 
     Parameters
@@ -757,28 +830,62 @@ def run_experiment(task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[
     sig = _check_sigmas(sigmas)
     sig = np.unique(np.concatenate([[0.0], sig]))
     kinds = _check_kinds(kinds)
-    data = make_data(task, seeds, k=cfg["k"], block_dim=cfg["block_dim"], rho=cfg["rho"],
-                     n_classes=cfg["n_classes"], teacher_width=cfg["teacher_width"],
-                     n_train=cfg["n_train"], n_test=cfg["n_test"])
+    data = make_data(
+        task,
+        seeds,
+        k=cfg["k"],
+        block_dim=cfg["block_dim"],
+        rho=cfg["rho"],
+        n_classes=cfg["n_classes"],
+        teacher_width=cfg["teacher_width"],
+        n_train=cfg["n_train"],
+        n_test=cfg["n_test"],
+    )
     exp = Experiment(task=task, settings=cfg, seeds=seeds)
     frames = []
     for kind in kinds:
-        model = build_model(kind, task, seeds, k=cfg["k"], block_dim=cfg["block_dim"],
-                            n_classes=cfg["n_classes"], expert_hidden=cfg["expert_hidden"],
-                            dense_hidden=cfg["dense_hidden"])
+        model = build_model(
+            kind,
+            task,
+            seeds,
+            k=cfg["k"],
+            block_dim=cfg["block_dim"],
+            n_classes=cfg["n_classes"],
+            expert_hidden=cfg["expert_hidden"],
+            dense_hidden=cfg["dense_hidden"],
+        )
         exp.params[kind] = count_parameters(model)
-        exp.curves[kind] = train_model(model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                                       lr=cfg["lr"], balance=cfg["balance"])
+        exp.curves[kind] = train_model(
+            model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], balance=cfg["balance"]
+        )
         res = evaluate(model, data, sig)
         R, S = res["metric"].shape
-        frames.append(pd.DataFrame({"kind": kind, "seed": np.repeat(seeds, S), "sigma": np.tile(sig, R),
-                                    "metric": res["metric"].ravel(), "routing": res["routing"].ravel()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "kind": kind,
+                    "seed": np.repeat(seeds, S),
+                    "sigma": np.tile(sig, R),
+                    "metric": res["metric"].ravel(),
+                    "routing": res["routing"].ravel(),
+                }
+            )
+        )
     exp.evals = pd.concat(frames, ignore_index=True)
     return exp
 
 
-def run_sensitivity(task: str, name: str, values: Sequence, seeds=range(5), *, base: Experiment | None = None,
-                    sigmas=SIGMAS, kinds: Sequence[str] = KINDS, **settings) -> dict:
+def run_sensitivity(
+    task: str,
+    name: str,
+    values: Sequence,
+    seeds=range(5),
+    *,
+    base: Experiment | None = None,
+    sigmas=SIGMAS,
+    kinds: Sequence[str] = KINDS,
+    **settings,
+) -> dict:
     """:func:`run_experiment` once per value of the hyper-parameter ``name``; returns ``{value: Experiment}``.
 
     Every value is checked (with the other settings) before the first model is trained.  ``base`` (an
@@ -811,8 +918,13 @@ def run_sensitivity(task: str, name: str, values: Sequence, seeds=range(5), *, b
     kinds = _check_kinds(kinds)
     out = {}
     for val, cfg in zip(values, cfgs):
-        if (base is not None and base.task == task and base.seeds == seeds and base.settings == cfg
-                and tuple(base.params) == kinds):
+        if (
+            base is not None
+            and base.task == task
+            and base.seeds == seeds
+            and base.settings == cfg
+            and tuple(base.params) == kinds
+        ):
             out[val] = base
         else:
             out[val] = run_experiment(task, seeds, sigmas=sig, kinds=kinds, **{**settings, name: val})
@@ -844,7 +956,7 @@ def theorem3_clean_training(exp: Experiment, sigmas: Sequence[float] = SIGMAS_TA
         bm = _block_model(seed, cfg["k"], cfg["block_dim"], cfg["rho"])
         dense = float(bm.beta @ bm.beta)
         moe = float(sum(p * b @ b for p, b in zip(bm.p, bm.betas)))
-        rows += [{"seed": seed, "sigma": float(s), "dense": s ** 2 * dense, "oracle": s ** 2 * moe} for s in sig]
+        rows += [{"seed": seed, "sigma": float(s), "dense": s**2 * dense, "oracle": s**2 * moe} for s in sig]
     return pd.DataFrame(rows).set_index(["seed", "sigma"])
 
 
@@ -853,13 +965,13 @@ def _at(exp: Experiment, sigma: float) -> pd.DataFrame:
     summ = exp.summary()
     rows = summ[np.isclose(summ.sigma, sigma, rtol=0, atol=1e-9)]
     if rows.empty:
-        raise ValueError(f"sigma must be one of the evaluated noise levels {sorted(summ.sigma.unique())}, "
-                         f"got {sigma}")
+        raise ValueError(f"sigma must be one of the evaluated noise levels {sorted(summ.sigma.unique())}, got {sigma}")
     return rows
 
 
-def advantage(exp: Experiment, what: str = "metric", sigma: float = 0.1, *, kind: str = "oracle",
-              over: str = "dense") -> np.ndarray:
+def advantage(
+    exp: Experiment, what: str = "metric", sigma: float = 0.1, *, kind: str = "oracle", over: str = "dense"
+) -> np.ndarray:
     """Per seed, how much better ``kind`` is than ``over`` at ``sigma`` (positive = ``kind`` better).
 
     ``what="metric"``: the noisy error (``over`` − ``kind`` MSE) or the noisy accuracy (``kind`` − ``over``,
@@ -918,8 +1030,7 @@ def bootstrap_ratio(num, den, *, n_boot: int = 10_000, level: float = 0.95, seed
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = a[idx].mean(1) / b[idx].mean(1)
     lo, hi = np.nanquantile(boot, [0.5 - level / 2, 0.5 + level / 2])
-    return {"ratio": float(a.mean() / b.mean()), "lo": float(lo), "hi": float(hi), "n": int(a.size),
-            "n_boot": n_boot}
+    return {"ratio": float(a.mean() / b.mean()), "lo": float(lo), "hi": float(hi), "n": int(a.size), "n_boot": n_boot}
 
 
 def paper_table2_implied_clean() -> pd.DataFrame:
@@ -931,11 +1042,19 @@ def paper_table2_implied_clean() -> pd.DataFrame:
     ``dense_drop_over_sigma2`` / ``oracle_drop_over_sigma2`` (constant for a fixed linear model trained on
     clean inputs) and the dense / MoE ratios ``noisy_ratio`` and ``drop_ratio``.
     """
-    rows = {s: {"dense_implied_clean": dn[0] - dd[0], "oracle_implied_clean": mn[0] - md[0],
-                "dense_implied_clean_sd": dn[1] + dd[1], "oracle_implied_clean_sd": mn[1] + md[1],
-                "dense_drop_over_sigma2": dd[0] / s ** 2, "oracle_drop_over_sigma2": md[0] / s ** 2,
-                "noisy_ratio": dn[0] / mn[0], "drop_ratio": dd[0] / md[0]}
-            for s, (dn, mn, dd, md) in PAPER_TABLE2.items()}
+    rows = {
+        s: {
+            "dense_implied_clean": dn[0] - dd[0],
+            "oracle_implied_clean": mn[0] - md[0],
+            "dense_implied_clean_sd": dn[1] + dd[1],
+            "oracle_implied_clean_sd": mn[1] + md[1],
+            "dense_drop_over_sigma2": dd[0] / s**2,
+            "oracle_drop_over_sigma2": md[0] / s**2,
+            "noisy_ratio": dn[0] / mn[0],
+            "drop_ratio": dd[0] / md[0],
+        }
+        for s, (dn, mn, dd, md) in PAPER_TABLE2.items()
+    }
     table = pd.DataFrame(rows).T
     table.index.name = "sigma"
     return table

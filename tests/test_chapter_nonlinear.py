@@ -3,6 +3,7 @@
 Small runs (few samples, few epochs) keep this fast; the numbers are then mostly inconclusive, which is
 what the rule must say for them. Verdicts are recomputed here from the per-seed differences.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -25,6 +26,7 @@ def found():
 def test_experiments_are_trained_once_and_shared(found, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("retrained although the run is cached")
+
     monkeypatch.setattr(nl, "train_model", refuse)
     again = ch.findings(seeds=SEEDS, **SMALL)  # every run cached: no training
     assert [f.id for f in again] == list(found)
@@ -44,8 +46,12 @@ def test_findings_have_stable_ids_uncertainty_and_rule_verdicts(found):
         assert f.verdict == f.rule.decide(f.value, f.uncertainty)
         if f.rule.kind in ("difference", "agreement"):
             assert f.uncertainty is not None and f.uncertainty.method
-    assert {"nonlinear.iso_parameter_router_counted", "nonlinear.router_beats_bigger_dense",
-            "nonlinear.table2_implied_clean_nonnegative", "nonlinear.sensitivity_classification_width"} <= set(found)
+    assert {
+        "nonlinear.iso_parameter_router_counted",
+        "nonlinear.router_beats_bigger_dense",
+        "nonlinear.table2_implied_clean_nonnegative",
+        "nonlinear.sensitivity_classification_width",
+    } <= set(found)
 
 
 def test_weakest_sigma_interval_is_the_paired_t_interval(found):

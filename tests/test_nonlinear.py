@@ -1,4 +1,5 @@
 """Tests of moe_companion.nonlinear (Section 3.1 / Appendix B.3: dense vs MoE networks under feature noise)."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,9 +31,12 @@ def test_dense_and_oracle_parameter_counts_are_equal(k, block_dim, n_classes, h)
         num, den = d + k + k * n_classes, d + 1 + n_classes
         h = den // np.gcd(num, den)
     for task in nl.TASKS:
-        counts = {kind: nl.count_parameters(nl.build_model(kind, task, (0, 1), k=k, block_dim=block_dim,
-                                                           n_classes=n_classes, expert_hidden=h))
-                  for kind in nl.KINDS}
+        counts = {
+            kind: nl.count_parameters(
+                nl.build_model(kind, task, (0, 1), k=k, block_dim=block_dim, n_classes=n_classes, expert_hidden=h)
+            )
+            for kind in nl.KINDS
+        }
         assert counts["dense"] == counts["oracle"]
         # independent count from the architecture's definition
         if task == "regression":
@@ -72,8 +76,10 @@ def test_parameter_counts_split_the_router_off(task):
 def test_dense_hidden_at_least_is_the_smallest_width():
     for n in (1155, 1287, 1299, 1300, 40):
         H = nl.dense_hidden_at_least(n)
+
         def count(w):
             return nl.count_parameters(nl.build_model("dense", "classification", (0,), dense_hidden=w))
+
         assert count(H) >= n and (H == 1 or count(H - 1) < n)
     with pytest.raises(ValueError, match="dense_hidden must be None for regression"):
         nl.build_model("dense", "regression", (0,), dense_hidden=8)
@@ -121,10 +127,12 @@ def test_seeds_take_generators_and_none_and_leave_global_state_alone():
 
 def test_replicas_do_not_interact():
     """Seed 1 trained alone matches seed 1 trained beside seed 0 (up to float reassociation)."""
-    both = nl.run_experiment("classification", (0, 1), sigmas=(0.0, 0.2), kinds=("oracle", "router"),
-                             expert_hidden=12, **SMALL).evals
-    alone = nl.run_experiment("classification", (1,), sigmas=(0.0, 0.2), kinds=("oracle", "router"),
-                              expert_hidden=12, **SMALL).evals
+    both = nl.run_experiment(
+        "classification", (0, 1), sigmas=(0.0, 0.2), kinds=("oracle", "router"), expert_hidden=12, **SMALL
+    ).evals
+    alone = nl.run_experiment(
+        "classification", (1,), sigmas=(0.0, 0.2), kinds=("oracle", "router"), expert_hidden=12, **SMALL
+    ).evals
     b = both[both.seed == 1].reset_index(drop=True)
     np.testing.assert_allclose(b.metric, alone.metric, atol=0.15)  # accuracy in %, 1024 test samples
 
@@ -195,7 +203,8 @@ def test_oracle_ignores_inactive_blocks_and_dense_does_not():
     data = nl.make_data("classification", (0,), n_train=64, n_test=64)
     x, z = data.x_test, data.z_test
     other = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) * (
-        torch.nn.functional.one_hot(z, 4).repeat_interleave(8, dim=-1) == 0)
+        torch.nn.functional.one_hot(z, 4).repeat_interleave(8, dim=-1) == 0
+    )
     for kind, same in (("oracle", True), ("dense", False)):
         model = nl.build_model(kind, "classification", (0,))
         with torch.no_grad():
@@ -224,12 +233,15 @@ def test_advantage_is_the_paired_per_seed_difference(reg_small, cls_small):
     adv = nl.advantage(reg_small, "metric", 0.3)
     np.testing.assert_allclose(adv, [ev[("dense", s, 0.3)] - ev[("oracle", s, 0.3)] for s in (0, 1)])
     drop = nl.advantage(reg_small, "drop", 0.3, kind="router")
-    expect = [(ev[("dense", s, 0.3)] - ev[("dense", s, 0.0)]) - (ev[("router", s, 0.3)] - ev[("router", s, 0.0)])
-              for s in (0, 1)]
+    expect = [
+        (ev[("dense", s, 0.3)] - ev[("dense", s, 0.0)]) - (ev[("router", s, 0.3)] - ev[("router", s, 0.0)])
+        for s in (0, 1)
+    ]
     np.testing.assert_allclose(drop, expect, rtol=1e-9, atol=1e-12)
     ec = cls_small.evals.set_index(["kind", "seed", "sigma"]).metric
-    np.testing.assert_allclose(nl.advantage(cls_small, "metric", 0.1),
-                               [ec[("oracle", s, 0.1)] - ec[("dense", s, 0.1)] for s in (0, 1)])
+    np.testing.assert_allclose(
+        nl.advantage(cls_small, "metric", 0.1), [ec[("oracle", s, 0.1)] - ec[("dense", s, 0.1)] for s in (0, 1)]
+    )
     with pytest.raises(ValueError, match="sigma must be one of the evaluated"):
         nl.advantage(cls_small, "metric", 0.4)
     with pytest.raises(ValueError, match="what must be one of"):
@@ -254,8 +266,15 @@ def test_bootstrap_ratio_agrees_with_scipy_and_is_seeded():
     den = rng.uniform(1, 2, 12)
     num = 0.4 * den + rng.normal(0, 0.05, 12)
     ours = nl.bootstrap_ratio(num, den, n_boot=20_000, seed=1)
-    ref = stats.bootstrap((num, den), lambda a, b: a.mean() / b.mean(), paired=True, vectorized=False,
-                          n_resamples=4000, method="percentile", random_state=2).confidence_interval
+    ref = stats.bootstrap(
+        (num, den),
+        lambda a, b: a.mean() / b.mean(),
+        paired=True,
+        vectorized=False,
+        n_resamples=4000,
+        method="percentile",
+        random_state=2,
+    ).confidence_interval
     assert ours["ratio"] == pytest.approx(num.mean() / den.mean())
     assert ours["lo"] == pytest.approx(ref.low, abs=0.01) and ours["hi"] == pytest.approx(ref.high, abs=0.01)
     assert nl.bootstrap_ratio(num, den, seed=5) == nl.bootstrap_ratio(num, den, seed=5)
@@ -300,8 +319,7 @@ def test_paper_table2_implied_clean_mse():
 
 
 def test_sensitivity_reuses_base(reg_small):
-    res = nl.run_sensitivity("regression", "lr", [1e-2, 3e-2], (0, 1), base=reg_small, sigmas=(0.0, 0.1, 0.3),
-                             **SMALL)
+    res = nl.run_sensitivity("regression", "lr", [1e-2, 3e-2], (0, 1), base=reg_small, sigmas=(0.0, 0.1, 0.3), **SMALL)
     assert res[3e-2] is reg_small and res[1e-2] is not reg_small
     assert res[1e-2].settings["lr"] == 1e-2
 
@@ -318,12 +336,15 @@ def test_negative_sigma_is_refused(reg_small):
         nl.advantage(reg_small, "metric", sigma=-1)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: nl.make_data("regression", (0,), k=0),
-    lambda: nl.build_model("oracle", "classification", (0,), k=0),
-    lambda: nl.run_experiment("regression", (0,), k=0),
-    lambda: nl.matched_dense_hidden(0, 8, 3, 24),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: nl.make_data("regression", (0,), k=0),
+        lambda: nl.build_model("oracle", "classification", (0,), k=0),
+        lambda: nl.run_experiment("regression", (0,), k=0),
+        lambda: nl.matched_dense_hidden(0, 8, 3, 24),
+    ],
+)
 def test_k_below_one_is_refused(call):
     with pytest.raises(ValueError, match="k must be >= 1"):
         call()
@@ -348,26 +369,29 @@ def test_mismatched_dimensions_are_refused():
         model(torch.zeros(2, 5, 32))
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: nl.make_data("ranking", (0,)), "task must be one of"),
-    (lambda: nl.build_model("sparse", "regression", (0,)), "kind must be one of"),
-    (lambda: nl.make_data("regression", (0, 0)), "seeds must be distinct"),
-    (lambda: nl.make_data("regression", ()), "seeds must list"),
-    (lambda: nl.make_data("regression", (-1,)), r"seeds\[0\] must be >= 0"),
-    (lambda: nl.make_data("classification", (0,), n_classes=1), "n_classes must be >= 2"),
-    (lambda: nl.make_data("regression", (0,), rho=1.0), "rho must be < 1"),
-    (lambda: nl.run_experiment("regression", (0,), epochs=0), "epochs must be >= 1"),
-    (lambda: nl.run_experiment("regression", (0,), lr=0.0), "lr must be > 0"),
-    (lambda: nl.run_experiment("regression", (0,), width=3), "settings has unknown names"),
-    (lambda: nl.run_sensitivity("regression", "depth", [1]), "name must be one of"),
-    (lambda: nl.run_experiment("classification", (0,), expert_hidden=10), "expert_hidden must be a multiple"),
-    (lambda: nl.run_experiment("regression", (0,), kinds=("dense", "oracle", "dense")), "kinds must not repeat"),
-    (lambda: nl.run_experiment("regression", (0,), kinds=()), "kinds must list"),
-    (lambda: nl.run_sensitivity("regression", "lr", [1e-2, 1e-2]), "values must be distinct"),
-    (lambda: nl.run_sensitivity("regression", "lr", [1e-2], lr=0.1), "settings must not also set 'lr'"),
-    (lambda: nl.run_experiment("regression", (0,), dense_hidden=8), "dense_hidden must be None for regression"),
-    (lambda: nl.run_experiment("classification", (0,), dense_hidden=0), "dense_hidden must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: nl.make_data("ranking", (0,)), "task must be one of"),
+        (lambda: nl.build_model("sparse", "regression", (0,)), "kind must be one of"),
+        (lambda: nl.make_data("regression", (0, 0)), "seeds must be distinct"),
+        (lambda: nl.make_data("regression", ()), "seeds must list"),
+        (lambda: nl.make_data("regression", (-1,)), r"seeds\[0\] must be >= 0"),
+        (lambda: nl.make_data("classification", (0,), n_classes=1), "n_classes must be >= 2"),
+        (lambda: nl.make_data("regression", (0,), rho=1.0), "rho must be < 1"),
+        (lambda: nl.run_experiment("regression", (0,), epochs=0), "epochs must be >= 1"),
+        (lambda: nl.run_experiment("regression", (0,), lr=0.0), "lr must be > 0"),
+        (lambda: nl.run_experiment("regression", (0,), width=3), "settings has unknown names"),
+        (lambda: nl.run_sensitivity("regression", "depth", [1]), "name must be one of"),
+        (lambda: nl.run_experiment("classification", (0,), expert_hidden=10), "expert_hidden must be a multiple"),
+        (lambda: nl.run_experiment("regression", (0,), kinds=("dense", "oracle", "dense")), "kinds must not repeat"),
+        (lambda: nl.run_experiment("regression", (0,), kinds=()), "kinds must list"),
+        (lambda: nl.run_sensitivity("regression", "lr", [1e-2, 1e-2]), "values must be distinct"),
+        (lambda: nl.run_sensitivity("regression", "lr", [1e-2], lr=0.1), "settings must not also set 'lr'"),
+        (lambda: nl.run_experiment("regression", (0,), dense_hidden=8), "dense_hidden must be None for regression"),
+        (lambda: nl.run_experiment("classification", (0,), dense_hidden=0), "dense_hidden must be >= 1"),
+    ],
+)
 def test_other_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -386,22 +410,32 @@ def test_wrong_types_are_refused():
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if data are drawn or a model is trained."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("heavy work started before the inputs were validated")
+
     monkeypatch.setattr(nl, "make_data", refuse)
     monkeypatch.setattr(nl, "train_model", refuse)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: nl.run_sensitivity("regression", "epochs", [1, 0], (0,)), r"values\[1\]: epochs must be >= 1"),
-    (lambda: nl.run_sensitivity("classification", "expert_hidden", [12, 24, 10], (0,)),
-     r"values\[2\]: expert_hidden must be a multiple of 3"),
-    (lambda: nl.run_sensitivity("regression", "lr", [1e-2, -1.0], (0,)), r"values\[1\]: lr must be > 0"),
-    (lambda: nl.run_experiment("classification", (0,), expert_hidden=10), "expert_hidden must be a multiple of 3"),
-    (lambda: nl.run_experiment("regression", (0,), kinds=("router", "router")), "kinds must not repeat"),
-    (lambda: nl.run_experiment("regression", (0,), n_test=0), "n_test must be >= 1"),
-    (lambda: nl.run_sensitivity("regression", "lr", [1e-2], (0,), kinds=("dense", "dense")), "kinds must not repeat"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: nl.run_sensitivity("regression", "epochs", [1, 0], (0,)), r"values\[1\]: epochs must be >= 1"),
+        (
+            lambda: nl.run_sensitivity("classification", "expert_hidden", [12, 24, 10], (0,)),
+            r"values\[2\]: expert_hidden must be a multiple of 3",
+        ),
+        (lambda: nl.run_sensitivity("regression", "lr", [1e-2, -1.0], (0,)), r"values\[1\]: lr must be > 0"),
+        (lambda: nl.run_experiment("classification", (0,), expert_hidden=10), "expert_hidden must be a multiple of 3"),
+        (lambda: nl.run_experiment("regression", (0,), kinds=("router", "router")), "kinds must not repeat"),
+        (lambda: nl.run_experiment("regression", (0,), n_test=0), "n_test must be >= 1"),
+        (
+            lambda: nl.run_sensitivity("regression", "lr", [1e-2], (0,), kinds=("dense", "dense")),
+            "kinds must not repeat",
+        ),
+    ],
+)
 def test_bad_settings_are_refused_before_any_work(no_work, call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -413,4 +447,3 @@ def test_check_settings_types_and_names():
     with pytest.raises(ValueError, match="settings has unknown names"):
         nl.check_settings("regression", width=3)
     assert nl.check_settings("classification", expert_hidden=12)["expert_hidden"] == 12
-
