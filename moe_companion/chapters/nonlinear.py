@@ -515,7 +515,8 @@ def findings(*, seeds: tuple = SEEDS, seed=0, **settings) -> list[F.Finding]:
             cls,
             "drop",
             (SIGMA,),
-            "The oracle-routed ReLU MoE loses less accuracy to noise (clean − noisy) than the dense network at σ = 0.1.",
+            "The oracle-routed ReLU MoE loses less accuracy to noise (clean − noisy) than the dense network "
+            "at σ = 0.1.",
             _T3,
             extra={**extra, "wins_all": wins_all, "cases_all": cases_all},
         )
@@ -770,7 +771,8 @@ def findings(*, seeds: tuple = SEEDS, seed=0, **settings) -> list[F.Finding]:
         out.append(
             F.finding(
                 f"nonlinear.sensitivity_{name}",
-                statement=f"{task.capitalize()}: the oracle MoE beats the dense model at σ = 0.1 on the noisy error and "
+                statement=f"{task.capitalize()}: the oracle MoE beats the dense model at σ = 0.1 on the noisy error "
+                f"and "
                 f"on the drop for every {SWEEP_LABELS[param]} tried ({', '.join(f'{x:g}' for x in values)}); "
                 f"the setting shown is the least certain one.",
                 paper_claim=_T2 if task == "regression" else _T3,
