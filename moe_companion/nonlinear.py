@@ -74,6 +74,7 @@ __all__ = [
     "TaskData",
     "build_model",
     "advantage",
+    "at_sigma",
     "bootstrap_ratio",
     "check_settings",
     "count_parameters",
@@ -960,7 +961,7 @@ def theorem3_clean_training(exp: Experiment, sigmas: Sequence[float] = SIGMAS_TA
     return pd.DataFrame(rows).set_index(["seed", "sigma"])
 
 
-def _at(exp: Experiment, sigma: float) -> pd.DataFrame:
+def at_sigma(exp: Experiment, sigma: float) -> pd.DataFrame:
     """The summary rows at noise level ``sigma`` (nearest evaluated level within 1e-9)."""
     summ = exp.summary()
     rows = summ[np.isclose(summ.sigma, sigma, rtol=0, atol=1e-9)]
@@ -987,7 +988,7 @@ def advantage(
     for name, kd in (("kind", kind), ("over", over)):
         if kd not in exp.params:
             raise ValueError(f"{name} must be a kind the experiment trained {tuple(exp.params)}, got {kd!r}")
-    wide = _at(exp, sigma).pivot_table(index="seed", columns="kind", values=what).loc[list(exp.seeds)]
+    wide = at_sigma(exp, sigma).pivot_table(index="seed", columns="kind", values=what).loc[list(exp.seeds)]
     diff = wide[over] - wide[kind]
     if what == "metric" and exp.task == "classification":
         diff = -diff

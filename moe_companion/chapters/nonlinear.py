@@ -150,10 +150,11 @@ def _sweep_spec(name: str) -> FigureSpec:
         labels={param: label},
         fmt="{:g}",
         layout=dict(
-            title=f"{task}: error vs test noise σ, for each {label}",
-            xaxis=style.axis("test noise σ (feature noise standard deviation)"),
+            title=dict(text=f"{task}, by {label}", y=0.98, yanchor="top"),
+            xaxis=style.axis("test noise σ"),
             yaxis=style.axis(_METRIC_AXIS[task]),
             legend=dict(orientation="h", y=1.02, yanchor="bottom"),
+            margin=dict(t=130),
         ),
         caption=f"{task}: mean test {'MSE' if task == 'regression' else 'accuracy'} over 5 seeds of the dense "
         f"model, the oracle-routed MoE and the learned-router MoE against the test noise σ, with 95 % "
@@ -194,7 +195,7 @@ def curves_figure(seeds: tuple = SEEDS, **settings) -> go.Figure:
                     col=col,
                 )
         loss = "MSE" if task == "regression" else "cross-entropy"
-        fig.update_yaxes(style.log_axis(f"train {loss} (log)"), row=1, col=col)
+        fig.update_yaxes(style.log_axis(f"train {loss} (log)", dtick="D2"), row=1, col=col)
         if task == "regression":
             fig.update_yaxes(style.log_axis("clean test MSE (log)"), row=2, col=col)
         else:
@@ -283,7 +284,7 @@ def table2(part: str = "noisy", seeds: tuple = SEEDS, **settings) -> pd.DataFram
 def table3(seeds: tuple = SEEDS, sigma: float = SIGMA, **settings) -> pd.DataFrame:
     """Table 3 side by side with the paper: noisy accuracy and drop (pp) per seed, then mean ± std."""
     exp = experiment("classification", seeds, **settings)
-    summ = nl._at(exp, sigma)
+    summ = nl.at_sigma(exp, sigma)
     wide = summ.pivot_table(index="seed", columns="kind", values=["metric", "drop"])
     paper = nl.paper_table3()
     paper_cols = {"dense": ("dense", "dense_drop"), "oracle": ("oracle", "oracle_drop")}
@@ -338,7 +339,7 @@ def sensitivity_table(seeds: tuple = SEEDS, sigma: float = SIGMA, **settings) ->
         runs = sweep(name, seeds, **settings)
         for val in values:
             exp = runs[val]
-            means = nl._at(exp, sigma).groupby("kind")[["metric", "drop"]].mean()
+            means = nl.at_sigma(exp, sigma).groupby("kind")[["metric", "drop"]].mean()
             row = {"sweep": f"{task}, {SWEEP_LABELS[param]}", "value": f"{val:g}"}
             for kind in nl.KINDS:
                 row[f"{LABELS[kind]}: noisy"] = style.fmt(means.loc[kind, "metric"])
@@ -486,7 +487,7 @@ def findings(*, seeds: tuple = SEEDS, seed=0, **settings) -> list[F.Finding]:
             _T2,
         )
     )
-    acc = nl._at(cls, SIGMA).groupby("kind")[["metric", "drop"]].mean()
+    acc = nl.at_sigma(cls, SIGMA).groupby("kind")[["metric", "drop"]].mean()
     extra = {
         "dense_acc": acc.loc["dense", "metric"],
         "moe_acc": acc.loc["oracle", "metric"],
@@ -521,7 +522,7 @@ def findings(*, seeds: tuple = SEEDS, seed=0, **settings) -> list[F.Finding]:
             extra={**extra, "wins_all": wins_all, "cases_all": cases_all},
         )
     )
-    dd = nl._at(cls, SIGMA).pivot_table(index="seed", columns="kind", values="drop").loc[list(seeds)]
+    dd = nl.at_sigma(cls, SIGMA).pivot_table(index="seed", columns="kind", values="drop").loc[list(seeds)]
     ratio = nl.bootstrap_ratio(dd["oracle"].to_numpy(), dd["dense"].to_numpy(), seed=seed)
     paper3 = nl.paper_table3()
     out.append(
@@ -798,9 +799,9 @@ def findings(*, seeds: tuple = SEEDS, seed=0, **settings) -> list[F.Finding]:
     hi_lr = max(SWEEPS["classification_lr"][2])
     d = nl.advantage(runs[hi_lr], "metric", SIGMA, kind="router")
     iv = _interval(d)
-    m = nl._at(runs[hi_lr], SIGMA).groupby("kind").metric.mean()
+    m = nl.at_sigma(runs[hi_lr], SIGMA).groupby("kind").metric.mean()
     ev_hi = runs[hi_lr].evals
-    reg_hi = nl._at(sweep("regression_lr", seeds, **settings)[max(SWEEPS["regression_lr"][2])], SIGMA)
+    reg_hi = nl.at_sigma(sweep("regression_lr", seeds, **settings)[max(SWEEPS["regression_lr"][2])], SIGMA)
     reg_m = reg_hi.groupby("kind").metric.mean()
     out.append(
         F.finding(
