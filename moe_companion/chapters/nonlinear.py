@@ -150,7 +150,7 @@ def _sweep_spec(name: str) -> FigureSpec:
         labels={param: label},
         fmt="{:g}",
         layout=dict(
-            title=dict(text=f"{task}, by {label}", y=0.98, yanchor="top"),
+            title=dict(text=f"{task}, by {label}", y=0.98, yanchor="top", x=0, xref="paper"),
             xaxis=style.axis("test noise σ"),
             yaxis=style.axis(_METRIC_AXIS[task]),
             legend=dict(orientation="h", y=1.02, yanchor="bottom"),
@@ -195,7 +195,8 @@ def curves_figure(seeds: tuple = SEEDS, **settings) -> go.Figure:
                     col=col,
                 )
         loss = "MSE" if task == "regression" else "cross-entropy"
-        fig.update_yaxes(style.log_axis(f"train {loss} (log)", dtick="D2"), row=1, col=col)
+        ticks = {} if task == "regression" else {"dtick": "D2"}  # 1-2-5 labels only on the short cross-entropy range
+        fig.update_yaxes(style.log_axis(f"train {loss} (log)", **ticks), row=1, col=col)
         if task == "regression":
             fig.update_yaxes(style.log_axis("clean test MSE (log)"), row=2, col=col)
         else:
