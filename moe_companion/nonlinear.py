@@ -786,6 +786,9 @@ class Experiment:
         Columns ``kind, seed, sigma, metric, routing`` (one row per model, seed and noise level).
     curves : dict kind -> dict
         The :func:`train_model` histories, arrays of shape (R, epochs).
+    models, data : dict kind -> model, TaskData
+        The trained models and their data, kept only with ``run_experiment(..., keep_models=True)`` (so that
+        they can be evaluated at any other noise level with :func:`evaluate`).
     """
 
     task: str
@@ -794,6 +797,8 @@ class Experiment:
     params: dict = field(default_factory=dict)
     evals: pd.DataFrame | None = None
     curves: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    data: TaskData | None = None
 
     @property
     def metric_name(self) -> str:
@@ -810,7 +815,9 @@ class Experiment:
         return out
 
 
-def run_experiment(task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[str] = KINDS, **settings) -> Experiment:
+def run_experiment(
+    task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[str] = KINDS, keep_models: bool = False, **settings
+) -> Experiment:
     """Train every model kind on clean data for every seed, then evaluate it at every noise level.
 
     Parameters
@@ -831,6 +838,8 @@ def run_experiment(task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[
     sig = _check_sigmas(sigmas)
     sig = np.unique(np.concatenate([[0.0], sig]))
     kinds = _check_kinds(kinds)
+    if not isinstance(keep_models, bool):
+        raise TypeError(f"keep_models must be True or False, got {keep_models!r}")
     data = make_data(
         task,
         seeds,
@@ -842,7 +851,7 @@ def run_experiment(task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[
         n_train=cfg["n_train"],
         n_test=cfg["n_test"],
     )
-    exp = Experiment(task=task, settings=cfg, seeds=seeds)
+    exp = Experiment(task=task, settings=cfg, seeds=seeds, data=data if keep_models else None)
     frames = []
     for kind in kinds:
         model = build_model(
@@ -859,6 +868,8 @@ def run_experiment(task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[
         exp.curves[kind] = train_model(
             model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], balance=cfg["balance"]
         )
+        if keep_models:
+            exp.models[kind] = model
         res = evaluate(model, data, sig)
         R, S = res["metric"].shape
         frames.append(

@@ -116,7 +116,9 @@ def test_tables_side_by_side_with_the_paper(found):
 def test_figures_use_the_book_colours_and_have_captions(found, monkeypatch):
     # draw the page's figure builders on the small runs
     monkeypatch.setattr(ch, "sweep", lambda name, seeds=SEEDS, **kw: _real_sweep(name, SEEDS, **SMALL))
-    for name, spec in ch.FIGURES.items():
+    assert set(ch.FIGURES) == {*ch.SWEEPS, "classification_noise"}
+    for name in ch.SWEEPS:
+        spec = ch.FIGURES[name]
         assert spec.caption
         fig = spec.static()
         meta = fig.layout.meta["moe_sliders"]
@@ -127,3 +129,17 @@ def test_figures_use_the_book_colours_and_have_captions(found, monkeypatch):
     curves = ch.curves_figure(SEEDS, **SMALL)
     assert len(curves.data) == 12 and curves.layout.meta["moe_caption"]
     assert sum(tr.showlegend for tr in curves.data) == 3
+
+
+def test_noise_explorer_reevaluates_the_trained_models(found):
+    """At a grid σ the live builder reproduces the run's stored evaluation; off the grid it still computes."""
+    exp = ch.experiment("classification", SEEDS, **SMALL)
+    stored = nl.at_sigma(exp, 0.1).groupby("kind").metric.mean()
+    bars = ch.noise_traces(0.1, seeds=SEEDS, **SMALL)
+    assert [b.x[0] for b in bars] == [ch.LABELS[k] for k in nl.KINDS]
+    for bar, kind in zip(bars, nl.KINDS):
+        assert bar.y[0] == pytest.approx(stored[kind], rel=1e-4)
+        assert bar.marker.color == style.COLORS[ch.ROLE[kind]]
+    off = ch.noise_traces(0.137, seeds=SEEDS, **SMALL)
+    assert all(0 <= b.y[0] <= 100 for b in off)
+    assert ch.FIGURES["classification_noise"].caption
