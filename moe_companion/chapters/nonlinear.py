@@ -195,9 +195,9 @@ FIGURES["classification_noise"] = FigureSpec(
     labels={"sigma": "test noise σ"},
     fmt="{:.2f}",
     layout=dict(
-        title=dict(text="classification: accuracy at test noise σ", y=0.98, yanchor="top", x=0, xref="paper"),
-        yaxis=style.axis("test accuracy (%, mean over 5 seeds, 95 % interval)", range=[0, 100]),
-        xaxis=style.axis("model (same data and noise draw per seed)"),
+        title=dict(text="accuracy at test noise σ", y=0.98, yanchor="top", x=0, xref="paper"),
+        yaxis=style.axis("test accuracy (%)", range=[0, 100]),
+        xaxis=style.axis("model"),
         showlegend=False,
         margin=dict(t=80),
     ),
