@@ -27,6 +27,13 @@ Models (all trained on clean inputs)
                 so that every expert sees its block early on.  It adds the ``d k + k`` gate parameters to
                 the oracle count.
 
+Seeds: each replica's seed is an int, ``None`` or a ``numpy.random.Generator`` (through
+``_validate.check_random_state``, which turns the last two into an int); that int seeds every stream of the
+replica through ``numpy.random.SeedSequence`` and per-replica ``torch.Generator`` objects.  Neither numpy's
+nor torch's global generator is ever used.  Settings are checked (:func:`check_settings`) before any data
+are drawn or models trained.  This module holds the maths and experiments only; the figures, tables and
+findings of the chapter are in :mod:`moe_companion.chapters.nonlinear`.
+
 Every model carries a leading *replica* axis: the seeds of one experiment train side by side in one set
 of batched tensors, each replica with its own data, initialisation and minibatch order (nothing is shared
 between replicas, so a replica's numbers do not depend on which other seeds run with it, up to
@@ -37,6 +44,7 @@ draw ``eps`` per seed reused for every ``sigma`` (common random numbers, so curv
 and drops are paired).  Labels/targets stay clean.  The *robustness drop* is ``noisy - clean`` for the MSE
 and ``clean - noisy`` for the accuracy (percentage points), both "lower is better" as in Tables 2-3.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,13 +53,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
-from plotly.subplots import make_subplots
 
 from . import _validate as v
-from .figures import slider_figure
 from .model import BlockModel
 
 __all__ = [
@@ -68,43 +73,43 @@ __all__ = [
     "RouterMoE",
     "TaskData",
     "build_model",
+    "advantage",
+    "at_sigma",
+    "bootstrap_ratio",
+    "check_settings",
     "count_parameters",
-    "curves_figure",
+    "dense_hidden_at_least",
     "evaluate",
     "make_data",
     "matched_dense_hidden",
+    "paired_interval",
     "paper_table2_implied_clean",
-    "parameter_table",
+    "paper_table3",
+    "parameter_counts",
     "run_experiment",
     "run_sensitivity",
-    "seed_wins",
-    "sensitivity_table",
-    "sigma_slider_figure",
-    "table2",
-    "table3",
     "theorem3_clean_training",
     "train_model",
 ]
 
 TASKS = ("regression", "classification")
 KINDS = ("dense", "oracle", "router")
-LABELS = {"dense": "Dense", "oracle": "MoE (oracle router)", "router": "MoE (learned router)"}
-COLORS = {"dense": "#1f77b4", "oracle": "#d62728", "router": "#2ca02c"}
 
 #: The companion's choices (the paper states none of them).
 DEFAULTS: dict = {
-    "k": 4,                 # experts = feature blocks
-    "block_dim": 8,         # features per block (d = 32)
-    "rho": 0.5,             # Toeplitz correlation inside a block
-    "n_classes": 3,         # classification only
-    "teacher_width": 16,    # hidden units of each block's random teacher (classification only)
-    "expert_hidden": 24,    # hidden units per expert (classification only); dense width is matched
+    "k": 4,  # experts = feature blocks
+    "block_dim": 8,  # features per block (d = 32)
+    "rho": 0.5,  # Toeplitz correlation inside a block
+    "n_classes": 3,  # classification only
+    "teacher_width": 16,  # hidden units of each block's random teacher (classification only)
+    "expert_hidden": 24,  # hidden units per expert (classification only); dense width is matched
     "n_train": 2048,
     "n_test": 4096,
     "epochs": 40,
     "batch_size": 128,
-    "lr": 3e-2,             # Adam, cosine decay to 0 over the run
-    "balance": 0.5,         # load-balancing weight of the learned router
+    "lr": 3e-2,  # Adam, cosine decay to 0 over the run
+    "balance": 0.5,  # load-balancing weight of the learned router
+    "dense_hidden": None,  # dense width (classification); None = matched to the oracle MoE's count
 }
 SIGMAS_TABLE2 = (0.1, 0.2, 0.3, 0.4, 0.5)
 #: Noise levels evaluated by default (0 = clean), step 0.05.
@@ -137,19 +142,54 @@ def _check_kind(kind) -> str:
     return v.check_choice(kind, "kind", KINDS)
 
 
+def _replica_seed(seed, name: str) -> int:
+    """One replica's seed as an int: an int as is; ``None`` or a Generator through ``check_random_state``."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+        return v.check_seed(seed, name)
+    if seed is None or isinstance(seed, np.random.Generator):
+        return int(v.check_random_state(seed, name).integers(2**63))
+    return v.check_seed(seed, name)  # raises the TypeError naming the parameter
+
+
 def _check_seeds(seeds) -> tuple[int, ...]:
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+    """The replicas' seeds as distinct ints.
+
+    ``seeds`` is one seed or a sequence of seeds, each an int, ``None`` (fresh entropy) or a
+    ``numpy.random.Generator`` (an int is drawn from it, so a caller can thread one stream through); the int
+    of each replica then seeds every stream of that replica (data, initialisation, minibatch order, noise).
+    """
+    if seeds is None or isinstance(seeds, (int, np.integer, np.random.Generator)) and not isinstance(seeds, bool):
         seeds = (seeds,)
+    if isinstance(seeds, (str, bytes, Mapping)):
+        raise TypeError(f"seeds must be a seed or a sequence of seeds, got {seeds!r}")
     try:
         seeds = tuple(seeds)
     except TypeError:
-        raise TypeError(f"seeds must be an integer or a sequence of integers, got {seeds!r}") from None
+        raise TypeError(
+            f"seeds must be a seed (int, None or numpy Generator) or a sequence of seeds, got {seeds!r}"
+        ) from None
     if not seeds:
         raise ValueError("seeds must list at least one seed")
-    out = tuple(v.check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds))
+    out = tuple(_replica_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds))
     if len(set(out)) != len(out):
         raise ValueError(f"seeds must be distinct, got {list(out)}")
     return out
+
+
+def _check_kinds(kinds) -> tuple[str, ...]:
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    try:
+        kinds = tuple(kinds)
+    except TypeError:
+        raise TypeError(f"kinds must be a sequence of model kinds, got {kinds!r}") from None
+    if not kinds:
+        raise ValueError(f"kinds must list at least one of {KINDS}")
+    kinds = tuple(_check_kind(kd) for kd in kinds)
+    dup = sorted({kd for kd in kinds if kinds.count(kd) > 1})
+    if dup:
+        raise ValueError(f"kinds must not repeat a kind, got {list(kinds)} ({', '.join(dup)} twice)")
+    return kinds
 
 
 def _check_sigmas(sigmas) -> np.ndarray:
@@ -162,9 +202,43 @@ def _check_sigmas(sigmas) -> np.ndarray:
 
 
 def _check_hyper(epochs, batch_size, lr, balance) -> tuple[int, int, float, float]:
-    return (v.check_int(epochs, "epochs", lower=1), v.check_int(batch_size, "batch_size", lower=1),
-            v.check_scalar(lr, "lr", lower=0.0, lower_inclusive=False),
-            v.check_scalar(balance, "balance", lower=0.0))
+    return (
+        v.check_int(epochs, "epochs", lower=1),
+        v.check_int(batch_size, "batch_size", lower=1),
+        v.check_scalar(lr, "lr", lower=0.0, lower_inclusive=False),
+        v.check_scalar(balance, "balance", lower=0.0),
+    )
+
+
+def check_settings(task: str, **settings) -> dict:
+    """:data:`DEFAULTS` with ``settings`` applied, every entry checked (call it before any heavy work).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the first bad setting (unknown names included), e.g. ``expert_hidden must be a multiple of 3``.
+    """
+    task = _check_task(task)
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"settings has unknown names {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    cfg = {**DEFAULTS, **settings}
+    for name in ("k", "block_dim", "teacher_width", "n_train", "n_test"):
+        cfg[name] = v.check_int(cfg[name], name, lower=1)
+    cfg["rho"] = v.check_scalar(cfg["rho"], "rho", lower=-1.0, upper=1.0, lower_inclusive=False, upper_inclusive=False)
+    cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["balance"] = _check_hyper(
+        cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["balance"]
+    )
+    if task == "classification":
+        cfg["n_classes"] = v.check_int(cfg["n_classes"], "n_classes", lower=2)
+        matched_dense_hidden(cfg["k"], cfg["block_dim"], cfg["n_classes"], cfg["expert_hidden"])
+        if cfg["dense_hidden"] is not None:
+            cfg["dense_hidden"] = v.check_int(cfg["dense_hidden"], "dense_hidden", lower=1)
+    elif cfg["dense_hidden"] is not None:
+        raise ValueError(
+            f"dense_hidden must be None for regression (the dense model is linear), got {cfg['dense_hidden']!r}"
+        )
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -231,10 +305,18 @@ def _block_model(seed: int, k: int, block_dim: int, rho: float) -> BlockModel:
     return BlockModel.toeplitz(k, block_dim, rho, sigma2=0.0, seed=int(s_model))
 
 
-def make_data(task: str, seeds: Iterable[int] | int = (0,), *, k: int = DEFAULTS["k"],
-              block_dim: int = DEFAULTS["block_dim"], rho: float = DEFAULTS["rho"],
-              n_classes: int = DEFAULTS["n_classes"], teacher_width: int = DEFAULTS["teacher_width"],
-              n_train: int = DEFAULTS["n_train"], n_test: int = DEFAULTS["n_test"]) -> TaskData:
+def make_data(
+    task: str,
+    seeds: Iterable[int] | int = (0,),
+    *,
+    k: int = DEFAULTS["k"],
+    block_dim: int = DEFAULTS["block_dim"],
+    rho: float = DEFAULTS["rho"],
+    n_classes: int = DEFAULTS["n_classes"],
+    teacher_width: int = DEFAULTS["teacher_width"],
+    n_train: int = DEFAULTS["n_train"],
+    n_test: int = DEFAULTS["n_test"],
+) -> TaskData:
     """Draw the modular synthetic data set of ``task`` for every seed (independent draws).
 
     Each seed fixes ``beta*`` (or the teachers), the train and test samples and the evaluation noise,
@@ -265,9 +347,13 @@ def make_data(task: str, seeds: Iterable[int] | int = (0,), *, k: int = DEFAULTS
             ytr, yte = tr.y, te.y
         else:
             rng = np.random.default_rng(int(s_teacher))
-            teachers = [(rng.standard_normal((teacher_width, block_dim)) / np.sqrt(block_dim),
-                         rng.standard_normal((n_classes, teacher_width)) / np.sqrt(teacher_width))
-                        for _ in range(k)]
+            teachers = [
+                (
+                    rng.standard_normal((teacher_width, block_dim)) / np.sqrt(block_dim),
+                    rng.standard_normal((n_classes, teacher_width)) / np.sqrt(teacher_width),
+                )
+                for _ in range(k)
+            ]
             cov = bm.covariances[0]
             ytr = _teacher_labels(tr.x.reshape(n_train, k, block_dim), tr.z, teachers, cov)
             yte = _teacher_labels(te.x.reshape(n_test, k, block_dim), te.z, teachers, cov)
@@ -279,11 +365,20 @@ def make_data(task: str, seeds: Iterable[int] | int = (0,), *, k: int = DEFAULTS
         return torch.as_tensor(np.stack(parts[key]), dtype=dtype)
 
     ydtype = torch.float32 if task == "regression" else torch.int64
-    return TaskData(task=task, seeds=seeds, k=k, block_dim=block_dim, n_classes=n_classes,
-                    x_train=stack("xtr", torch.float32), y_train=stack("ytr", ydtype),
-                    z_train=stack("ztr", torch.int64), x_test=stack("xte", torch.float32),
-                    y_test=stack("yte", ydtype), z_test=stack("zte", torch.int64),
-                    eps_test=stack("eps", torch.float32))
+    return TaskData(
+        task=task,
+        seeds=seeds,
+        k=k,
+        block_dim=block_dim,
+        n_classes=n_classes,
+        x_train=stack("xtr", torch.float32),
+        y_train=stack("ytr", ydtype),
+        z_train=stack("ztr", torch.int64),
+        x_test=stack("xte", torch.float32),
+        y_test=stack("yte", ydtype),
+        z_test=stack("zte", torch.int64),
+        eps_test=stack("eps", torch.float32),
+    )
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -306,8 +401,10 @@ def matched_dense_hidden(k: int, block_dim: int, n_classes: int, expert_hidden: 
     num, den = d + k + k * n_classes, d + 1 + n_classes
     if (h * num) % den:
         step = den // math.gcd(num, den)
-        raise ValueError(f"expert_hidden must be a multiple of {step} for k={k}, block_dim={block_dim}, "
-                         f"n_classes={n_classes} (so that the dense width {h}*{num}/{den} is an integer), got {h}")
+        raise ValueError(
+            f"expert_hidden must be a multiple of {step} for k={k}, block_dim={block_dim}, "
+            f"n_classes={n_classes} (so that the dense width {h}*{num}/{den} is an integer), got {h}"
+        )
     return h * num // den
 
 
@@ -371,10 +468,15 @@ class _Replicated(torch.nn.Module):
             p = _init(seeds, lambda g: {"w": _uniform(g, (k * block_dim,), block_dim)})
         else:
             h = expert_hidden
-            p = _init(seeds, lambda g: {"u": _uniform(g, (k, h, block_dim), block_dim),
-                                        "c": _uniform(g, (k, h), block_dim),
-                                        "v": _uniform(g, (k, n_classes, h), h),
-                                        "b": _uniform(g, (n_classes,), h)})
+            p = _init(
+                seeds,
+                lambda g: {
+                    "u": _uniform(g, (k, h, block_dim), block_dim),
+                    "c": _uniform(g, (k, h), block_dim),
+                    "v": _uniform(g, (k, n_classes, h), h),
+                    "b": _uniform(g, (n_classes,), h),
+                },
+            )
         for name, param in p.items():
             self.register_parameter(name, param)
 
@@ -397,9 +499,15 @@ class DenseNet(_Replicated):
         if task == "regression":
             params = _init(seeds, lambda g: {"w": _uniform(g, (d,), d)})
         else:
-            params = _init(seeds, lambda g: {"w1": _uniform(g, (hidden, d), d), "b1": _uniform(g, (hidden,), d),
-                                             "w2": _uniform(g, (n_classes, hidden), hidden),
-                                             "b2": _uniform(g, (n_classes,), hidden)})
+            params = _init(
+                seeds,
+                lambda g: {
+                    "w1": _uniform(g, (hidden, d), d),
+                    "b1": _uniform(g, (hidden,), d),
+                    "w2": _uniform(g, (n_classes, hidden), hidden),
+                    "b2": _uniform(g, (n_classes,), hidden),
+                },
+            )
         for name, param in params.items():
             self.register_parameter(name, param)
 
@@ -452,21 +560,36 @@ class RouterMoE(_Replicated):
         return out, {"route": idx, "balance": balance}
 
 
-def build_model(kind: str, task: str, seeds: Iterable[int] | int = (0,), *, k: int = DEFAULTS["k"],
-                block_dim: int = DEFAULTS["block_dim"], n_classes: int = DEFAULTS["n_classes"],
-                expert_hidden: int = DEFAULTS["expert_hidden"]) -> _Replicated:
+def build_model(
+    kind: str,
+    task: str,
+    seeds=(0,),
+    *,
+    k: int = DEFAULTS["k"],
+    block_dim: int = DEFAULTS["block_dim"],
+    n_classes: int = DEFAULTS["n_classes"],
+    expert_hidden: int = DEFAULTS["expert_hidden"],
+    dense_hidden: int | None = None,
+) -> _Replicated:
     """A freshly initialised ``dense``, ``oracle`` or ``router`` model with one replica per seed.
 
-    Initialisation is PyTorch's ``nn.Linear`` default, drawn from a generator seeded by each seed.
-    The dense classification width is :func:`matched_dense_hidden` of ``expert_hidden``.
+    Initialisation is PyTorch's ``nn.Linear`` default, drawn from a ``torch.Generator`` seeded by each
+    replica's seed (never torch's global generator).  The dense classification width is ``dense_hidden``,
+    or, when ``None``, :func:`matched_dense_hidden` of ``expert_hidden`` (the oracle MoE's parameter count).
     """
     kind, task, seeds = _check_kind(kind), _check_task(task), _check_seeds(seeds)
     k = v.check_int(k, "k", lower=1)
     block_dim = v.check_int(block_dim, "block_dim", lower=1)
     if task == "regression":
+        if dense_hidden is not None:
+            raise ValueError(
+                f"dense_hidden must be None for regression (the dense model is linear), got {dense_hidden!r}"
+            )
         n_classes, expert_hidden, hidden = 1, 0, 0
     else:
         hidden = matched_dense_hidden(k, block_dim, n_classes, expert_hidden)
+        if dense_hidden is not None:
+            hidden = v.check_int(dense_hidden, "dense_hidden", lower=1)
     if kind == "dense":
         return DenseNet(task, k, block_dim, n_classes, hidden, seeds)
     cls = OracleMoE if kind == "oracle" else RouterMoE
@@ -474,10 +597,56 @@ def build_model(kind: str, task: str, seeds: Iterable[int] | int = (0,), *, k: i
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    """Trainable parameters of ONE replica (the replica axis is not counted)."""
+    """Trainable parameters of ONE replica (the replica axis is not counted), the router's included."""
     if not isinstance(model, _Replicated):
         raise TypeError(f"model must be a model from build_model, got {type(model).__name__}")
     return sum(p[0].numel() for p in model.parameters())
+
+
+#: Parameter names of the learned gate (the router) in :class:`RouterMoE`.
+ROUTER_PARAMETERS = ("gw", "gb")
+
+
+def parameter_counts(task: str, **settings) -> dict[str, dict[str, int]]:
+    """Parameters of one model of each kind, split into the router's and the rest.
+
+    Returns ``{kind: {"experts": n, "router": n_gate, "total": n + n_gate}}``.  The dense model has no
+    router (0); the oracle MoE's router is the true block ``z``, given for free (0 learned parameters, but
+    side information the dense model does not get); the learned router's gate has ``d k + k`` parameters.
+    Counted on freshly built models (:func:`build_model`), not from a formula.
+    """
+    cfg = check_settings(task, **settings)
+    out = {}
+    for kind in KINDS:
+        model = build_model(
+            kind,
+            task,
+            (0,),
+            k=cfg["k"],
+            block_dim=cfg["block_dim"],
+            n_classes=cfg["n_classes"],
+            expert_hidden=cfg["expert_hidden"],
+            dense_hidden=cfg["dense_hidden"],
+        )
+        router = sum(p[0].numel() for name, p in model.named_parameters() if name in ROUTER_PARAMETERS)
+        total = count_parameters(model)
+        out[kind] = {"experts": total - router, "router": router, "total": total}
+    return out
+
+
+def dense_hidden_at_least(
+    n_params: int,
+    k: int = DEFAULTS["k"],
+    block_dim: int = DEFAULTS["block_dim"],
+    n_classes: int = DEFAULTS["n_classes"],
+) -> int:
+    """Smallest dense classification width ``H`` with ``H (d + 1 + C) + C >= n_params`` parameters."""
+    n_params = v.check_int(n_params, "n_params", lower=1)
+    k = v.check_int(k, "k", lower=1)
+    block_dim = v.check_int(block_dim, "block_dim", lower=1)
+    n_classes = v.check_int(n_classes, "n_classes", lower=2)
+    per = k * block_dim + 1 + n_classes
+    return max(1, -(-(n_params - n_classes) // per))
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -498,8 +667,9 @@ def _check_pair(model, data) -> None:
         raise ValueError(f"data.task must match the model's task {model.task!r}, got {data.task!r}")
     for name in ("k", "block_dim", "n_classes", "replicas"):
         if getattr(model, name) != getattr(data, name):
-            raise ValueError(f"data.{name} must match the model's {name}={getattr(model, name)}, "
-                             f"got {getattr(data, name)}")
+            raise ValueError(
+                f"data.{name} must match the model's {name}={getattr(model, name)}, got {getattr(data, name)}"
+            )
 
 
 def _metric(task, out, y) -> torch.Tensor:
@@ -509,9 +679,15 @@ def _metric(task, out, y) -> torch.Tensor:
     return (out.argmax(-1) == y).float().mean(1) * 100.0
 
 
-def train_model(model: _Replicated, data: TaskData, *, epochs: int = DEFAULTS["epochs"],
-                batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
-                balance: float = DEFAULTS["balance"]) -> dict[str, np.ndarray]:
+def train_model(
+    model: _Replicated,
+    data: TaskData,
+    *,
+    epochs: int = DEFAULTS["epochs"],
+    batch_size: int = DEFAULTS["batch_size"],
+    lr: float = DEFAULTS["lr"],
+    balance: float = DEFAULTS["balance"],
+) -> dict[str, np.ndarray]:
     """Train ``model`` in place on the clean training inputs with Adam (cosine learning-rate decay).
 
     Every replica draws its own minibatch order from its seed.  The loss summed over replicas has
@@ -530,8 +706,7 @@ def train_model(model: _Replicated, data: TaskData, *, epochs: int = DEFAULTS["e
     total = epochs * steps_per_epoch
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total)))
-    gens = [torch.Generator().manual_seed(int(np.random.SeedSequence([s, 2]).generate_state(1)[0]))
-            for s in data.seeds]
+    gens = [torch.Generator().manual_seed(int(np.random.SeedSequence([s, 2]).generate_state(1)[0])) for s in data.seeds]
     rows = torch.arange(R)[:, None]
     explore = isinstance(model, RouterMoE)
     train_loss = np.zeros((R, epochs))
@@ -611,6 +786,9 @@ class Experiment:
         Columns ``kind, seed, sigma, metric, routing`` (one row per model, seed and noise level).
     curves : dict kind -> dict
         The :func:`train_model` histories, arrays of shape (R, epochs).
+    models, data : dict kind -> model, TaskData
+        The trained models and their data, kept only with ``run_experiment(..., keep_models=True)`` (so that
+        they can be evaluated at any other noise level with :func:`evaluate`).
     """
 
     task: str
@@ -619,6 +797,8 @@ class Experiment:
     params: dict = field(default_factory=dict)
     evals: pd.DataFrame | None = None
     curves: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    data: TaskData | None = None
 
     @property
     def metric_name(self) -> str:
@@ -635,304 +815,266 @@ class Experiment:
         return out
 
 
-def run_experiment(task: str, seeds: Iterable[int] = range(5), *, sigmas=SIGMAS,
-                   kinds: Sequence[str] = KINDS, **settings) -> Experiment:
+def run_experiment(
+    task: str, seeds=range(5), *, sigmas=SIGMAS, kinds: Sequence[str] = KINDS, keep_models: bool = False, **settings
+) -> Experiment:
     """Train every model kind on clean data for every seed, then evaluate it at every noise level.
 
     Parameters
     ----------
     task : {"regression", "classification"}
-    seeds : iterable of int
-        One independent data set, initialisation and minibatch order per seed.
+    seeds : seed or sequence of seeds
+        One replica per seed (int, ``None`` or ``numpy.random.Generator``, see :func:`make_data`): one
+        independent data set, initialisation, minibatch order and evaluation-noise draw per replica.
     sigmas : array_like
         Test noise levels; 0 is added if missing (the clean error is needed for the drop).
     kinds : sequence of str
-        Subset of ``("dense", "oracle", "router")``.
+        Distinct entries of ``("dense", "oracle", "router")``.
     **settings
-        Overrides of :data:`DEFAULTS` (k, block_dim, rho, n_classes, teacher_width, expert_hidden,
-        n_train, n_test, epochs, batch_size, lr, balance).
+        Overrides of :data:`DEFAULTS`, all checked (:func:`check_settings`) before any data are drawn.
     """
     task, seeds = _check_task(task), _check_seeds(seeds)
-    unknown = set(settings) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"settings has unknown names {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    cfg = {**DEFAULTS, **settings}
+    cfg = check_settings(task, **settings)
     sig = _check_sigmas(sigmas)
     sig = np.unique(np.concatenate([[0.0], sig]))
-    kinds = tuple(_check_kind(kd) for kd in kinds)
-    _check_hyper(cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["balance"])
-    data = make_data(task, seeds, k=cfg["k"], block_dim=cfg["block_dim"], rho=cfg["rho"],
-                     n_classes=cfg["n_classes"], teacher_width=cfg["teacher_width"],
-                     n_train=cfg["n_train"], n_test=cfg["n_test"])
-    exp = Experiment(task=task, settings=cfg, seeds=seeds)
+    kinds = _check_kinds(kinds)
+    if not isinstance(keep_models, bool):
+        raise TypeError(f"keep_models must be True or False, got {keep_models!r}")
+    data = make_data(
+        task,
+        seeds,
+        k=cfg["k"],
+        block_dim=cfg["block_dim"],
+        rho=cfg["rho"],
+        n_classes=cfg["n_classes"],
+        teacher_width=cfg["teacher_width"],
+        n_train=cfg["n_train"],
+        n_test=cfg["n_test"],
+    )
+    exp = Experiment(task=task, settings=cfg, seeds=seeds, data=data if keep_models else None)
     frames = []
     for kind in kinds:
-        model = build_model(kind, task, seeds, k=cfg["k"], block_dim=cfg["block_dim"],
-                            n_classes=cfg["n_classes"], expert_hidden=cfg["expert_hidden"])
+        model = build_model(
+            kind,
+            task,
+            seeds,
+            k=cfg["k"],
+            block_dim=cfg["block_dim"],
+            n_classes=cfg["n_classes"],
+            expert_hidden=cfg["expert_hidden"],
+            dense_hidden=cfg["dense_hidden"],
+        )
         exp.params[kind] = count_parameters(model)
-        exp.curves[kind] = train_model(model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                                       lr=cfg["lr"], balance=cfg["balance"])
+        exp.curves[kind] = train_model(
+            model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], balance=cfg["balance"]
+        )
+        if keep_models:
+            exp.models[kind] = model
         res = evaluate(model, data, sig)
         R, S = res["metric"].shape
-        frames.append(pd.DataFrame({"kind": kind, "seed": np.repeat(seeds, S), "sigma": np.tile(sig, R),
-                                    "metric": res["metric"].ravel(), "routing": res["routing"].ravel()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "kind": kind,
+                    "seed": np.repeat(seeds, S),
+                    "sigma": np.tile(sig, R),
+                    "metric": res["metric"].ravel(),
+                    "routing": res["routing"].ravel(),
+                }
+            )
+        )
     exp.evals = pd.concat(frames, ignore_index=True)
     return exp
 
 
-def run_sensitivity(task: str, name: str, values: Sequence, seeds: Iterable[int] = range(5), *,
-                    base: Experiment | None = None, sigmas=SIGMAS, **settings) -> dict:
+def run_sensitivity(
+    task: str,
+    name: str,
+    values: Sequence,
+    seeds=range(5),
+    *,
+    base: Experiment | None = None,
+    sigmas=SIGMAS,
+    kinds: Sequence[str] = KINDS,
+    **settings,
+) -> dict:
     """:func:`run_experiment` once per value of the hyper-parameter ``name``; returns ``{value: Experiment}``.
 
-    ``base`` (an experiment of the same task and seeds) is reused, not re-run, for the value it was run
-    with, provided its other settings equal ``DEFAULTS`` with ``settings``.
+    Every value is checked (with the other settings) before the first model is trained.  ``base`` (an
+    experiment of the same task, seeds and kinds) is reused, not re-run, for the value it was run with,
+    provided its other settings equal ``DEFAULTS`` with ``settings``.
     """
     task, seeds = _check_task(task), _check_seeds(seeds)
     name = v.check_choice(name, "name", tuple(DEFAULTS))
-    values = list(values)
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"values must be a sequence of values of {name!r}, got {values!r}")
+    try:
+        values = list(values)
+    except TypeError:
+        raise TypeError(f"values must be a sequence of values of {name!r}, got {values!r}") from None
     if not values:
         raise ValueError("values must list at least one value")
+    if len(set(values)) != len(values):
+        raise ValueError(f"values must be distinct, got {values}")
+    if name in settings:
+        raise ValueError(f"settings must not also set {name!r}, the parameter that values varies")
     if base is not None and not isinstance(base, Experiment):
         raise TypeError(f"base must be an Experiment or None, got {type(base).__name__}")
+    cfgs = []
+    for i, val in enumerate(values):  # every value checked before any training
+        try:
+            cfgs.append(check_settings(task, **{**settings, name: val}))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"values[{i}]: {err}") from None
+    sig = _check_sigmas(sigmas)
+    kinds = _check_kinds(kinds)
     out = {}
-    for val in values:
-        cfg = {**DEFAULTS, **settings, name: val}
-        if base is not None and base.task == task and base.seeds == seeds and base.settings == cfg:
+    for val, cfg in zip(values, cfgs):
+        if (
+            base is not None
+            and base.task == task
+            and base.seeds == seeds
+            and base.settings == cfg
+            and tuple(base.params) == kinds
+        ):
             out[val] = base
         else:
-            out[val] = run_experiment(task, seeds, sigmas=sigmas, **{**settings, name: val})
+            out[val] = run_experiment(task, seeds, sigmas=sig, kinds=kinds, **{**settings, name: val})
     return out
 
 
+# ---------------------------------------------------------------------------------------- analysis
 def theorem3_clean_training(exp: Experiment, sigmas: Sequence[float] = SIGMAS_TABLE2) -> pd.DataFrame:
-    """Theorem 3 with training noise ``sigma^2 = 0``: the linear models' expected noisy MSE, mean over seeds.
+    """Theorem 3 with training noise ``sigma^2 = 0``: the linear models' expected noisy MSE, per seed.
 
     With clean training the fitted weights are ``beta*`` and a test input ``x + e``, ``e ~ N(0, s^2 I_d)``,
     costs ``s^2 ||beta*||^2`` (dense: every block's noise reaches the output) against
     ``s^2 sum_i p_i ||beta_i*||^2`` (oracle MoE: only the routed block's noise does).  The dense / MoE
     ratio is ``||beta*||^2 / sum_i p_i ||beta_i*||^2``, about ``k`` for blocks of equal norm.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(seed, sigma)``, columns ``dense`` and ``oracle``.
     """
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"exp must be an Experiment, got {type(exp).__name__}")
     if exp.task != "regression":
         raise ValueError(f"exp must be a regression experiment, got task {exp.task!r}")
     sig = _check_sigmas(sigmas)
     cfg = exp.settings
-    dense, moe = [], []
+    rows = []
     for seed in exp.seeds:
         bm = _block_model(seed, cfg["k"], cfg["block_dim"], cfg["rho"])
-        dense.append(float(bm.beta @ bm.beta))
-        moe.append(float(sum(p * b @ b for p, b in zip(bm.p, bm.betas))))
-    return pd.DataFrame({"Theorem 3, dense": sig ** 2 * np.mean(dense), "Theorem 3, MoE": sig ** 2 * np.mean(moe)},
-                        index=pd.Index(sig, name="σ"))
+        dense = float(bm.beta @ bm.beta)
+        moe = float(sum(p * b @ b for p, b in zip(bm.p, bm.betas)))
+        rows += [{"seed": seed, "sigma": float(s), "dense": s**2 * dense, "oracle": s**2 * moe} for s in sig]
+    return pd.DataFrame(rows).set_index(["seed", "sigma"])
+
+
+def at_sigma(exp: Experiment, sigma: float) -> pd.DataFrame:
+    """The summary rows at noise level ``sigma`` (nearest evaluated level within 1e-9)."""
+    summ = exp.summary()
+    rows = summ[np.isclose(summ.sigma, sigma, rtol=0, atol=1e-9)]
+    if rows.empty:
+        raise ValueError(f"sigma must be one of the evaluated noise levels {sorted(summ.sigma.unique())}, got {sigma}")
+    return rows
+
+
+def advantage(
+    exp: Experiment, what: str = "metric", sigma: float = 0.1, *, kind: str = "oracle", over: str = "dense"
+) -> np.ndarray:
+    """Per seed, how much better ``kind`` is than ``over`` at ``sigma`` (positive = ``kind`` better).
+
+    ``what="metric"``: the noisy error (``over`` − ``kind`` MSE) or the noisy accuracy (``kind`` − ``over``,
+    percentage points); ``what="drop"``: ``over``'s robustness drop − ``kind``'s.  Both models are evaluated
+    on the same test inputs and the same noise draw of each seed, so the difference is paired.  Returns an
+    array in the order of ``exp.seeds``.
+    """
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"exp must be an Experiment, got {type(exp).__name__}")
+    what = v.check_choice(what, "what", ("metric", "drop"))
+    kind, over = _check_kind(kind), _check_kind(over)
+    sigma = v.check_scalar(sigma, "sigma", lower=0.0)
+    for name, kd in (("kind", kind), ("over", over)):
+        if kd not in exp.params:
+            raise ValueError(f"{name} must be a kind the experiment trained {tuple(exp.params)}, got {kd!r}")
+    wide = at_sigma(exp, sigma).pivot_table(index="seed", columns="kind", values=what).loc[list(exp.seeds)]
+    diff = wide[over] - wide[kind]
+    if what == "metric" and exp.task == "classification":
+        diff = -diff
+    return diff.to_numpy(dtype=float)
+
+
+def paired_interval(x, level: float = 0.95) -> dict[str, float]:
+    """Mean of per-seed differences ``x`` with a Student-t interval over seeds.
+
+    Returns ``{"mean", "se", "lo", "hi", "n"}``; with one seed the interval is infinite.
+    """
+    from scipy import stats
+
+    arr = v.check_array(x, "x", ndim=1)
+    if arr.size == 0:
+        raise ValueError("x must hold at least one difference")
+    level = v.check_scalar(level, "level", lower=0.0, upper=1.0, lower_inclusive=False, upper_inclusive=False)
+    n = arr.size
+    mean = float(arr.mean())
+    if n < 2:
+        return {"mean": mean, "se": math.inf, "lo": -math.inf, "hi": math.inf, "n": 1}
+    se = float(arr.std(ddof=1) / math.sqrt(n))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
+    return {"mean": mean, "se": se, "lo": mean - half, "hi": mean + half, "n": n}
+
+
+def bootstrap_ratio(num, den, *, n_boot: int = 10_000, level: float = 0.95, seed=0) -> dict[str, float]:
+    """Ratio of means ``mean(num) / mean(den)`` with a percentile bootstrap over paired rows (seeds).
+
+    ``num[i]`` and ``den[i]`` come from the same seed and are resampled together.  ``seed`` is an int,
+    ``None`` or a ``numpy.random.Generator``.  Returns ``{"ratio", "lo", "hi", "n", "n_boot"}``.
+    """
+    a, b = v.check_array(num, "num", ndim=1), v.check_array(den, "den", ndim=1)
+    if a.shape != b.shape or a.size < 2:
+        raise ValueError(f"num and den must be paired arrays of the same length >= 2, got {a.shape} and {b.shape}")
+    n_boot = v.check_int(n_boot, "n_boot", lower=100)
+    level = v.check_scalar(level, "level", lower=0.0, upper=1.0, lower_inclusive=False, upper_inclusive=False)
+    rng = v.check_random_state(seed)
+    idx = rng.integers(0, a.size, size=(n_boot, a.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = a[idx].mean(1) / b[idx].mean(1)
+    lo, hi = np.nanquantile(boot, [0.5 - level / 2, 0.5 + level / 2])
+    return {"ratio": float(a.mean() / b.mean()), "lo": float(lo), "hi": float(hi), "n": int(a.size), "n_boot": n_boot}
 
 
 def paper_table2_implied_clean() -> pd.DataFrame:
-    """The clean MSE that Table 2 implies, ``noisy - drop``, for the dense and the MoE model per sigma.
+    """What Table 2's printed numbers imply, per sigma (means as printed; ``*_sd`` from its printed ± values).
 
-    For one trained model the clean MSE cannot depend on sigma and cannot be negative.
+    Columns: ``dense_implied_clean`` / ``oracle_implied_clean`` (noisy − drop: the clean MSE if the drop is
+    "noisy − clean MSE" of one trained model; it cannot be negative nor depend on sigma), their
+    ``*_implied_clean_sd`` (the two printed ± added, an upper bound on the sd of the difference),
+    ``dense_drop_over_sigma2`` / ``oracle_drop_over_sigma2`` (constant for a fixed linear model trained on
+    clean inputs) and the dense / MoE ratios ``noisy_ratio`` and ``drop_ratio``.
     """
-    rows = {s: {"dense: noisy − drop": dn[0] - dd[0], "MoE: noisy − drop": mn[0] - md[0],
-                "dense: drop / σ²": dd[0] / s ** 2, "MoE: drop / σ²": md[0] / s ** 2}
-            for s, (dn, mn, dd, md) in PAPER_TABLE2.items()}
+    rows = {
+        s: {
+            "dense_implied_clean": dn[0] - dd[0],
+            "oracle_implied_clean": mn[0] - md[0],
+            "dense_implied_clean_sd": dn[1] + dd[1],
+            "oracle_implied_clean_sd": mn[1] + md[1],
+            "dense_drop_over_sigma2": dd[0] / s**2,
+            "oracle_drop_over_sigma2": md[0] / s**2,
+            "noisy_ratio": dn[0] / mn[0],
+            "drop_ratio": dd[0] / md[0],
+        }
+        for s, (dn, mn, dd, md) in PAPER_TABLE2.items()
+    }
     table = pd.DataFrame(rows).T
-    table.index.name = "σ"
+    table.index.name = "sigma"
     return table
 
 
-# ---------------------------------------------------------------------------------------- tables
-def _pm(mean: float, std: float, task: str) -> str:
-    """``mean ± std``: scientific notation for MSEs (regression), two decimals for accuracies in %."""
-    if task == "regression":
-        return f"{mean:.2e} ± {std:.1e}"
-    return f"{mean:.2f} ± {std:.2f}"
-
-
-def parameter_table(experiments: Mapping[str, Experiment]) -> pd.DataFrame:
-    """Parameter counts per task and model kind (one model; the oracle MoE equals the dense model)."""
-    rows = {task: {LABELS[kd]: n for kd, n in exp.params.items()} for task, exp in experiments.items()}
-    table = pd.DataFrame(rows).T
-    table.index.name = "task"
+def paper_table3() -> pd.DataFrame:
+    """Table 3 as printed (sigma = 0.1, %): index seed, columns ``dense``, ``oracle`` (noisy accuracy) and
+    ``dense_drop``, ``oracle_drop`` (percentage points)."""
+    table = pd.DataFrame(PAPER_TABLE3, index=["dense", "oracle", "dense_drop", "oracle_drop"]).T
+    table.index.name = "seed"
     return table
-
-
-def _agg(exp: Experiment) -> pd.DataFrame:
-    return exp.summary().groupby(["kind", "sigma"])[["metric", "drop", "routing"]].agg(["mean", "std"])
-
-
-def table2(exp: Experiment, part: str = "noisy", sigmas: Sequence[float] = SIGMAS_TABLE2) -> pd.DataFrame:
-    """Table 2 side by side with the paper, mean ± std over seeds per sigma.
-
-    ``part="noisy"``: MSE with noise, with Theorem 3's prediction for clean training
-    (:func:`theorem3_clean_training`); ``part="drop"``: robustness drop (noisy - clean MSE).  The MSE's scale
-    depends on the data (ours: ``Var y`` about 1 per block), so the scale-free ratio dense / MoE is shown
-    for both.
-    """
-    if exp.task != "regression":
-        raise ValueError(f"exp must be a regression experiment for Table 2, got task {exp.task!r}")
-    part = v.check_choice(part, "part", ("noisy", "drop"))
-    col = "metric" if part == "noisy" else "drop"
-    agg = _agg(exp)
-    theory = theorem3_clean_training(exp, sigmas) if part == "noisy" else None
-    paper_i = (0, 1) if part == "noisy" else (2, 3)
-    rows = []
-    for s in sigmas:
-        row = {"σ": s}
-        for kd in KINDS:
-            if (kd, s) in agg.index:
-                r = agg.loc[(kd, s)]
-                row[f"ours: {LABELS[kd]}"] = _pm(r[(col, "mean")], r[(col, "std")], "regression")
-        if theory is not None:
-            row["Theorem 3 (σ²=0): dense"] = f"{theory.loc[s, 'Theorem 3, dense']:.2e}"
-            row["Theorem 3 (σ²=0): MoE"] = f"{theory.loc[s, 'Theorem 3, MoE']:.2e}"
-        if ("dense", s) in agg.index and ("oracle", s) in agg.index:
-            ratio = agg.loc[("dense", s), (col, "mean")] / agg.loc[("oracle", s), (col, "mean")]
-            row["ours: dense / oracle MoE"] = f"{ratio:.2f}"
-        if s in PAPER_TABLE2:
-            dense, moe = (PAPER_TABLE2[s][i] for i in paper_i)
-            row["paper: dense"] = _pm(*dense, "regression")
-            row["paper: MoE"] = _pm(*moe, "regression")
-            row["paper: dense / MoE"] = f"{dense[0] / moe[0]:.2f}"
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("σ")
-
-
-def table3(exp: Experiment, sigma: float = 0.1) -> pd.DataFrame:
-    """Table 3 side by side with the paper: noisy accuracy and drop (pp) per seed, then mean ± std."""
-    if exp.task != "classification":
-        raise ValueError(f"exp must be a classification experiment for Table 3, got task {exp.task!r}")
-    sigma = v.check_scalar(sigma, "sigma", lower=0.0)
-    summ = exp.summary()
-    summ = summ[np.isclose(summ.sigma, sigma)]
-    if summ.empty:
-        raise ValueError(f"sigma must be one of the evaluated noise levels {sorted(exp.evals.sigma.unique())}, got {sigma}")
-    wide = summ.pivot_table(index="seed", columns="kind", values=["metric", "drop"])
-    rows = []
-    for seed in wide.index:
-        row = {"seed": str(seed)}
-        for kd in ("dense", "oracle", "router"):
-            if ("metric", kd) in wide.columns:
-                row[f"ours {kd}: noisy acc (%)"] = f"{wide.loc[seed, ('metric', kd)]:.2f}"
-                row[f"ours {kd}: drop (pp)"] = f"{wide.loc[seed, ('drop', kd)]:.2f}"
-        rows.append(row)
-    row = {"seed": "mean ± std"}
-    for kd in ("dense", "oracle", "router"):
-        if ("metric", kd) in wide.columns:
-            row[f"ours {kd}: noisy acc (%)"] = _pm(wide[("metric", kd)].mean(), wide[("metric", kd)].std(), "classification")
-            row[f"ours {kd}: drop (pp)"] = _pm(wide[("drop", kd)].mean(), wide[("drop", kd)].std(), "classification")
-    rows.append(row)
-    ours = pd.DataFrame(rows).set_index("seed")
-    paper = pd.DataFrame(PAPER_TABLE3, index=["paper dense: noisy acc (%)", "paper MoE: noisy acc (%)",
-                                              "paper dense: drop (pp)", "paper MoE: drop (pp)"]).T
-    pm = paper.agg(["mean", "std"])
-    paper = paper.map(lambda x: f"{x:.2f}")
-    paper.loc["mean ± std"] = [f"{pm.loc['mean', c]:.2f} ± {pm.loc['std', c]:.2f}" for c in paper.columns]
-    paper.index = [str(i) for i in paper.index]
-    return ours.join(paper, how="outer").loc[ours.index.union(paper.index, sort=False)].fillna("–")
-
-
-def seed_wins(exp: Experiment, sigmas: Sequence[float] = SIGMAS_TABLE2) -> pd.DataFrame:
-    """Per sigma, in how many seeds the oracle MoE beats the dense model on the noisy metric and on the drop."""
-    summ = exp.summary()
-    summ = summ[summ.kind.isin(["dense", "oracle"])]
-    wide = summ.pivot_table(index=["sigma", "seed"], columns="kind", values=["metric", "drop"])
-    sign = 1.0 if exp.task == "regression" else -1.0
-    better_metric = sign * (wide[("metric", "oracle")] - wide[("metric", "dense")]) < 0
-    better_drop = wide[("drop", "oracle")] < wide[("drop", "dense")]
-    out = pd.DataFrame({"MoE lower noisy error": better_metric, "MoE smaller drop": better_drop})
-    out = out.groupby(level="sigma").agg(lambda col: f"{int(col.sum())}/{col.size}")
-    return out.loc[[s for s in out.index if any(np.isclose(s, sigmas))]]
-
-
-def sensitivity_table(results: Mapping, name: str, sigma: float = 0.1) -> pd.DataFrame:
-    """Noisy metric and drop at ``sigma`` (mean over seeds) for each value of hyper-parameter ``name``.
-
-    The last column says whether the oracle MoE beat the dense model on both the noisy metric and the drop.
-    """
-    sigma = v.check_scalar(sigma, "sigma", lower=0.0)
-    rows = []
-    for val, exp in results.items():
-        agg = _agg(exp)
-        row = {name: f"{val:g}"}
-        for kd in ("dense", "oracle", "router"):
-            if (kd, sigma) not in agg.index:
-                continue
-            m, dr = agg.loc[(kd, sigma), ("metric", "mean")], agg.loc[(kd, sigma), ("drop", "mean")]
-            fmt = "{:.2e}" if exp.task == "regression" else "{:.2f}"
-            row[f"{kd}: noisy"] = fmt.format(m)
-            row[f"{kd}: drop"] = fmt.format(dr)
-        d_m, o_m = agg.loc[("dense", sigma), ("metric", "mean")], agg.loc[("oracle", sigma), ("metric", "mean")]
-        d_d, o_d = agg.loc[("dense", sigma), ("drop", "mean")], agg.loc[("oracle", sigma), ("drop", "mean")]
-        better = (o_m < d_m if exp.task == "regression" else o_m > d_m) and o_d < d_d
-        row["oracle MoE better on both"] = "yes" if better else "no"
-        rows.append(row)
-    return pd.DataFrame(rows).set_index(name)
-
-
-# ---------------------------------------------------------------------------------------- figures
-def curves_figure(experiments: Mapping[str, Experiment]) -> go.Figure:
-    """Training curves: train loss and clean test metric per epoch, mean over seeds (± std on linear axes)."""
-    tasks = list(experiments)
-    fig = make_subplots(rows=2, cols=len(tasks), shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[f"{t}: train loss" for t in tasks] + [
-                            f"{t}: clean test {experiments[t].metric_name}" for t in tasks])
-    for col, task in enumerate(tasks, start=1):
-        exp = experiments[task]
-        for kd, hist in exp.curves.items():
-            for row, key in ((1, "train_loss"), (2, "test_clean")):
-                arr = hist[key]
-                mean, std = arr.mean(0), arr.std(0)
-                ep = np.arange(1, arr.shape[1] + 1)
-                log = row == 1 or task == "regression"
-                # error bars (± std) only on linear axes: on a log axis mean - std may be <= 0
-                err = None if log else {"type": "data", "array": _round(std), "visible": True, "thickness": 0.8}
-                fig.add_trace(go.Scatter(x=ep, y=_round(mean), mode="lines", name=LABELS[kd],
-                                         line={"color": COLORS[kd]}, legendgroup=kd,
-                                         showlegend=(row == 1 and col == 1), error_y=err),
-                              row=row, col=col)
-        fig.update_yaxes(type="log", row=1, col=col)
-        if task == "regression":
-            fig.update_yaxes(type="log", row=2, col=col)
-        fig.update_xaxes(title_text="epoch", row=2, col=col)
-    fig.update_layout(height=620, template="plotly_white", margin={"t": 40})
-    return fig
-
-
-def _round(a) -> list:
-    """Values rounded to 4 significant digits (keeps the page small)."""
-    return [float(f"{x:.4g}") for x in np.asarray(a, dtype=float)]
-
-
-def sigma_slider_figure(results: Mapping, name: str, label: str | None = None) -> go.Figure:
-    """Error vs test noise sigma for the three models, with a static plotly slider over ``name``.
-
-    Parameters
-    ----------
-    results : mapping value -> Experiment
-        From :func:`run_sensitivity` (at least two values; all of one task).
-    name : str
-        The hyper-parameter the slider moves over.
-    """
-    if len(results) < 2:
-        raise ValueError(f"results must hold at least 2 values of {name!r} for a slider, got {len(results)}")
-    tasks = {exp.task for exp in results.values()}
-    if len(tasks) != 1:
-        raise ValueError(f"results must all be of one task, got {sorted(tasks)}")
-    keys = list(results)
-    aggs = {key: _agg(exp) for key, exp in results.items()}
-    task = tasks.pop()
-
-    def traces(**params):
-        val = min(keys, key=lambda kk: abs(float(kk) - params[name]))
-        agg = aggs[val]
-        out = []
-        for kd in KINDS:
-            sub = agg.loc[kd]
-            out.append(go.Scatter(x=_round(sub.index), y=_round(sub[("metric", "mean")]),
-                                  error_y={"type": "data", "array": _round(sub[("metric", "std")].fillna(0))},
-                                  mode="lines+markers", name=LABELS[kd], line={"color": COLORS[kd]}))
-        return out
-
-    metric = results[keys[0]].metric_name
-    return slider_figure(traces, {name: [float(kk) for kk in keys]}, labels={name: label or name},
-                         initial={name: float(keys[len(keys) // 2])}, fmt="{:g}",
-                         layout={"xaxis_title": "test noise σ", "yaxis_title": f"test {metric}",
-                                     "title": f"{task}: {metric} vs σ (mean ± std over seeds)"})

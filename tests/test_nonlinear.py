@@ -1,4 +1,5 @@
 """Tests of moe_companion.nonlinear (Section 3.1 / Appendix B.3: dense vs MoE networks under feature noise)."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,9 +31,12 @@ def test_dense_and_oracle_parameter_counts_are_equal(k, block_dim, n_classes, h)
         num, den = d + k + k * n_classes, d + 1 + n_classes
         h = den // np.gcd(num, den)
     for task in nl.TASKS:
-        counts = {kind: nl.count_parameters(nl.build_model(kind, task, (0, 1), k=k, block_dim=block_dim,
-                                                           n_classes=n_classes, expert_hidden=h))
-                  for kind in nl.KINDS}
+        counts = {
+            kind: nl.count_parameters(
+                nl.build_model(kind, task, (0, 1), k=k, block_dim=block_dim, n_classes=n_classes, expert_hidden=h)
+            )
+            for kind in nl.KINDS
+        }
         assert counts["dense"] == counts["oracle"]
         # independent count from the architecture's definition
         if task == "regression":
@@ -56,9 +60,31 @@ def test_matched_dense_hidden_refuses_non_integer_width():
 def test_experiment_records_equal_counts(reg_small, cls_small):
     for exp in (reg_small, cls_small):
         assert exp.params["dense"] == exp.params["oracle"]
-    table = nl.parameter_table({"regression": reg_small, "classification": cls_small})
-    assert table.loc["regression", nl.LABELS["dense"]] == 32
-    assert table.loc["classification", nl.LABELS["dense"]] == table.loc["classification", nl.LABELS["oracle"]]
+
+
+@pytest.mark.parametrize("task", nl.TASKS)
+def test_parameter_counts_split_the_router_off(task):
+    """Counted on built models; checked against the architecture's formula (issue 12 B5)."""
+    c = nl.parameter_counts(task)
+    d, k, C, h = 32, 4, 3, 24
+    experts = d if task == "regression" else k * (h * 8 + h + C * h) + C
+    assert c["dense"] == {"experts": experts, "router": 0, "total": experts}
+    assert c["oracle"] == {"experts": experts, "router": 0, "total": experts}
+    assert c["router"] == {"experts": experts, "router": d * k + k, "total": experts + d * k + k}
+
+
+def test_dense_hidden_at_least_is_the_smallest_width():
+    for n in (1155, 1287, 1299, 1300, 40):
+        H = nl.dense_hidden_at_least(n)
+
+        def count(w):
+            return nl.count_parameters(nl.build_model("dense", "classification", (0,), dense_hidden=w))
+
+        assert count(H) >= n and (H == 1 or count(H - 1) < n)
+    with pytest.raises(ValueError, match="dense_hidden must be None for regression"):
+        nl.build_model("dense", "regression", (0,), dense_hidden=8)
+    with pytest.raises(ValueError, match="n_params must be >= 1"):
+        nl.dense_hidden_at_least(0)
 
 
 # ------------------------------------------------------------------------------------ determinism
@@ -81,12 +107,32 @@ def test_other_seed_gives_other_numbers(reg_small):
     assert not np.allclose(mine, other.evals.metric.to_numpy())
 
 
+def test_seeds_take_generators_and_none_and_leave_global_state_alone():
+    torch_state, np_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
+    a = nl.make_data("regression", [np.random.default_rng(7), 3], n_train=16, n_test=16)
+    b = nl.make_data("regression", [np.random.default_rng(7), 3], n_train=16, n_test=16)
+    assert a.seeds == b.seeds and a.seeds[1] == 3 and torch.equal(a.x_train, b.x_train)
+    assert nl.make_data("regression", np.random.default_rng(8), n_train=4, n_test=4).replicas == 1
+    c = nl.make_data("regression", None, n_train=4, n_test=4)
+    assert c.replicas == 1 and isinstance(c.seeds[0], int)
+    model = nl.build_model("router", "regression", (0, 1))
+    nl.train_model(model, nl.make_data("regression", (0, 1), n_train=32, n_test=8), epochs=1)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    with pytest.raises(TypeError, match="seeds must be a seed"):
+        nl.make_data("regression", "01")
+    with pytest.raises(TypeError, match=r"seeds\[0\] must be an integer"):
+        nl.make_data("regression", [1.5])
+
+
 def test_replicas_do_not_interact():
     """Seed 1 trained alone matches seed 1 trained beside seed 0 (up to float reassociation)."""
-    both = nl.run_experiment("classification", (0, 1), sigmas=(0.0, 0.2), kinds=("oracle", "router"),
-                             expert_hidden=12, **SMALL).evals
-    alone = nl.run_experiment("classification", (1,), sigmas=(0.0, 0.2), kinds=("oracle", "router"),
-                              expert_hidden=12, **SMALL).evals
+    both = nl.run_experiment(
+        "classification", (0, 1), sigmas=(0.0, 0.2), kinds=("oracle", "router"), expert_hidden=12, **SMALL
+    ).evals
+    alone = nl.run_experiment(
+        "classification", (1,), sigmas=(0.0, 0.2), kinds=("oracle", "router"), expert_hidden=12, **SMALL
+    ).evals
     b = both[both.seed == 1].reset_index(drop=True)
     np.testing.assert_allclose(b.metric, alone.metric, atol=0.15)  # accuracy in %, 1024 test samples
 
@@ -157,7 +203,8 @@ def test_oracle_ignores_inactive_blocks_and_dense_does_not():
     data = nl.make_data("classification", (0,), n_train=64, n_test=64)
     x, z = data.x_test, data.z_test
     other = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) * (
-        torch.nn.functional.one_hot(z, 4).repeat_interleave(8, dim=-1) == 0)
+        torch.nn.functional.one_hot(z, 4).repeat_interleave(8, dim=-1) == 0
+    )
     for kind, same in (("oracle", True), ("dense", False)):
         model = nl.build_model(kind, "classification", (0,))
         with torch.no_grad():
@@ -181,13 +228,60 @@ def test_moe_more_robust_on_small_runs(reg_small, cls_small):
     assert c.loc[("oracle", 0.1), "drop"] < c.loc[("dense", 0.1), "drop"]
 
 
-def test_seed_wins(reg_small, cls_small):
-    wins = nl.seed_wins(reg_small, sigmas=(0.1, 0.3))
-    assert list(wins.index) == [0.1, 0.3]
-    assert wins.loc[0.1, "MoE lower noisy error"] == "2/2"
-    summ = cls_small.summary().set_index(["kind", "seed", "sigma"])
-    n = sum(summ.loc[("oracle", s, 0.1), "metric"] > summ.loc[("dense", s, 0.1), "metric"] for s in (0, 1))
-    assert nl.seed_wins(cls_small, sigmas=(0.1,)).loc[0.1, "MoE lower noisy error"] == f"{n}/2"
+def test_advantage_is_the_paired_per_seed_difference(reg_small, cls_small):
+    ev = reg_small.evals.set_index(["kind", "seed", "sigma"]).metric
+    adv = nl.advantage(reg_small, "metric", 0.3)
+    np.testing.assert_allclose(adv, [ev[("dense", s, 0.3)] - ev[("oracle", s, 0.3)] for s in (0, 1)])
+    drop = nl.advantage(reg_small, "drop", 0.3, kind="router")
+    expect = [
+        (ev[("dense", s, 0.3)] - ev[("dense", s, 0.0)]) - (ev[("router", s, 0.3)] - ev[("router", s, 0.0)])
+        for s in (0, 1)
+    ]
+    np.testing.assert_allclose(drop, expect, rtol=1e-9, atol=1e-12)
+    ec = cls_small.evals.set_index(["kind", "seed", "sigma"]).metric
+    np.testing.assert_allclose(
+        nl.advantage(cls_small, "metric", 0.1), [ec[("oracle", s, 0.1)] - ec[("dense", s, 0.1)] for s in (0, 1)]
+    )
+    with pytest.raises(ValueError, match="sigma must be one of the evaluated"):
+        nl.advantage(cls_small, "metric", 0.4)
+    with pytest.raises(ValueError, match="what must be one of"):
+        nl.advantage(cls_small, "clean", 0.1)
+
+
+def test_paired_interval_matches_scipy():
+    from scipy import stats
+
+    x = np.array([0.3, 1.2, -0.4, 0.8, 0.5])
+    iv = nl.paired_interval(x)
+    ci = stats.ttest_1samp(x, 0.0).confidence_interval(0.95)
+    assert iv["lo"] == pytest.approx(ci.low) and iv["hi"] == pytest.approx(ci.high)
+    assert iv["mean"] == pytest.approx(0.48) and iv["n"] == 5
+    assert nl.paired_interval([2.0])["lo"] == -np.inf
+
+
+def test_bootstrap_ratio_agrees_with_scipy_and_is_seeded():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    den = rng.uniform(1, 2, 12)
+    num = 0.4 * den + rng.normal(0, 0.05, 12)
+    ours = nl.bootstrap_ratio(num, den, n_boot=20_000, seed=1)
+    ref = stats.bootstrap(
+        (num, den),
+        lambda a, b: a.mean() / b.mean(),
+        paired=True,
+        vectorized=False,
+        n_resamples=4000,
+        method="percentile",
+        random_state=2,
+    ).confidence_interval
+    assert ours["ratio"] == pytest.approx(num.mean() / den.mean())
+    assert ours["lo"] == pytest.approx(ref.low, abs=0.01) and ours["hi"] == pytest.approx(ref.high, abs=0.01)
+    assert nl.bootstrap_ratio(num, den, seed=5) == nl.bootstrap_ratio(num, den, seed=5)
+    from_gen = nl.bootstrap_ratio(num, den, seed=np.random.default_rng(5))
+    assert from_gen["lo"] == nl.bootstrap_ratio(num, den, seed=5)["lo"]
+    with pytest.raises(ValueError, match="num and den must be paired"):
+        nl.bootstrap_ratio(num, den[:-1])
 
 
 def test_drop_definition(reg_small, cls_small):
@@ -206,55 +300,28 @@ def test_curves_have_one_value_per_epoch(reg_small):
     assert dense[-1] < 0.1 * dense[0]
 
 
-# ------------------------------------------------------------------------------------ tables and figures
-def test_tables_side_by_side_with_the_paper(reg_small, cls_small):
-    t2 = nl.table2(reg_small, sigmas=(0.1, 0.3))
-    assert list(t2.index) == [0.1, 0.3]
-    assert t2.loc[0.1, "paper: dense"].startswith("3.13e-03")
-    assert t2.loc[0.5 if 0.5 in t2.index else 0.3, "paper: dense / MoE"] == "2.78"
-    drop = nl.table2(reg_small, "drop", sigmas=(0.1,))
-    assert drop.loc[0.1, "paper: MoE"].startswith("-1.54e-05")
-    assert "ours: " + nl.LABELS["oracle"] in drop.columns
-    with pytest.raises(ValueError, match="part must be one of"):
-        nl.table2(reg_small, "clean")
-    t3 = nl.table3(cls_small)
-    assert t3.loc["1", "paper dense: noisy acc (%)"] == "74.49"
-    assert t3.loc["0", "paper MoE: noisy acc (%)"] == "–"
-    assert "±" in t3.loc["mean ± std", "ours oracle: drop (pp)"]
-    with pytest.raises(ValueError, match="exp must be a regression"):
-        nl.table2(cls_small)
-    with pytest.raises(ValueError, match="exp must be a classification"):
-        nl.table3(reg_small)
-    with pytest.raises(ValueError, match="sigma must be one of"):
-        nl.table3(cls_small, sigma=0.4)
-
-
+# ------------------------------------------------------------------------------------ analysis
 def test_theorem3_matches_trained_linear_models():
     exp = nl.run_experiment("regression", (0, 1, 2), sigmas=(0.0, 0.2), kinds=("dense", "oracle"), n_test=4096)
-    theory = nl.theorem3_clean_training(exp, (0.2,))
+    theory = nl.theorem3_clean_training(exp, (0.2,)).groupby(level="sigma").mean()
     agg = exp.summary().groupby(["kind", "sigma"]).metric.mean()
-    assert agg[("dense", 0.2)] == pytest.approx(theory.loc[0.2, "Theorem 3, dense"], rel=0.08)
-    assert agg[("oracle", 0.2)] == pytest.approx(theory.loc[0.2, "Theorem 3, MoE"], rel=0.08)
+    assert agg[("dense", 0.2)] == pytest.approx(theory.loc[0.2, "dense"], rel=0.08)
+    assert agg[("oracle", 0.2)] == pytest.approx(theory.loc[0.2, "oracle"], rel=0.08)
 
 
 def test_paper_table2_implied_clean_mse():
     t = nl.paper_table2_implied_clean()
-    assert t.loc[0.5, "dense: noisy − drop"] == pytest.approx(2.03e-2 - 6.15e-2)
-    assert (t["dense: noisy − drop"] < 0).sum() == 2
+    assert t.loc[0.5, "dense_implied_clean"] == pytest.approx(2.03e-2 - 6.15e-2)
+    assert t.loc[0.5, "dense_implied_clean_sd"] == pytest.approx(5.37e-5 + 4.07e-5)
+    assert (t["dense_implied_clean"] < 0).sum() == 2
+    assert t.loc[0.1, "dense_drop_over_sigma2"] == pytest.approx(2.10e-4 / 0.01)
+    assert nl.paper_table3().loc[3, "oracle_drop"] == 0.0
 
 
-def test_sensitivity_reuses_base_and_builds_slider(reg_small):
-    res = nl.run_sensitivity("regression", "lr", [1e-2, 3e-2], (0, 1), base=reg_small, sigmas=(0.0, 0.1, 0.3),
-                             **SMALL)
+def test_sensitivity_reuses_base(reg_small):
+    res = nl.run_sensitivity("regression", "lr", [1e-2, 3e-2], (0, 1), base=reg_small, sigmas=(0.0, 0.1, 0.3), **SMALL)
     assert res[3e-2] is reg_small and res[1e-2] is not reg_small
-    table = nl.sensitivity_table(res, "lr")
-    assert set(table["oracle MoE better on both"]) <= {"yes", "no"}
-    fig = nl.sigma_slider_figure(res, "lr")
-    meta = fig.layout.meta["moe_sliders"]
-    assert meta["values"] == [[1e-2, 3e-2]] and meta["traces_per_point"] == 3
-    assert len(fig.data) == 6
-    curves = nl.curves_figure({"regression": reg_small})
-    assert len(curves.data) == 6
+    assert res[1e-2].settings["lr"] == 1e-2
 
 
 # ------------------------------------------------------------------------------------ bad inputs
@@ -266,15 +333,18 @@ def test_negative_sigma_is_refused(reg_small):
     with pytest.raises(ValueError, match="sigma must be >= 0"):
         nl.run_experiment("regression", (0,), sigmas=(0.1, -0.2))
     with pytest.raises(ValueError, match="sigma must be >= 0"):
-        nl.table3(nl.Experiment("classification", {}, (0,)), sigma=-1)
+        nl.advantage(reg_small, "metric", sigma=-1)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: nl.make_data("regression", (0,), k=0),
-    lambda: nl.build_model("oracle", "classification", (0,), k=0),
-    lambda: nl.run_experiment("regression", (0,), k=0),
-    lambda: nl.matched_dense_hidden(0, 8, 3, 24),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: nl.make_data("regression", (0,), k=0),
+        lambda: nl.build_model("oracle", "classification", (0,), k=0),
+        lambda: nl.run_experiment("regression", (0,), k=0),
+        lambda: nl.matched_dense_hidden(0, 8, 3, 24),
+    ],
+)
 def test_k_below_one_is_refused(call):
     with pytest.raises(ValueError, match="k must be >= 1"):
         call()
@@ -299,20 +369,29 @@ def test_mismatched_dimensions_are_refused():
         model(torch.zeros(2, 5, 32))
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: nl.make_data("ranking", (0,)), "task must be one of"),
-    (lambda: nl.build_model("sparse", "regression", (0,)), "kind must be one of"),
-    (lambda: nl.make_data("regression", (0, 0)), "seeds must be distinct"),
-    (lambda: nl.make_data("regression", ()), "seeds must list"),
-    (lambda: nl.make_data("regression", (-1,)), r"seeds\[0\] must be >= 0"),
-    (lambda: nl.make_data("classification", (0,), n_classes=1), "n_classes must be >= 2"),
-    (lambda: nl.make_data("regression", (0,), rho=1.0), "rho must be < 1"),
-    (lambda: nl.run_experiment("regression", (0,), epochs=0), "epochs must be >= 1"),
-    (lambda: nl.run_experiment("regression", (0,), lr=0.0), "lr must be > 0"),
-    (lambda: nl.run_experiment("regression", (0,), width=3), "settings has unknown names"),
-    (lambda: nl.run_sensitivity("regression", "depth", [1]), "name must be one of"),
-    (lambda: nl.run_experiment("classification", (0,), expert_hidden=10), "expert_hidden must be a multiple"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: nl.make_data("ranking", (0,)), "task must be one of"),
+        (lambda: nl.build_model("sparse", "regression", (0,)), "kind must be one of"),
+        (lambda: nl.make_data("regression", (0, 0)), "seeds must be distinct"),
+        (lambda: nl.make_data("regression", ()), "seeds must list"),
+        (lambda: nl.make_data("regression", (-1,)), r"seeds\[0\] must be >= 0"),
+        (lambda: nl.make_data("classification", (0,), n_classes=1), "n_classes must be >= 2"),
+        (lambda: nl.make_data("regression", (0,), rho=1.0), "rho must be < 1"),
+        (lambda: nl.run_experiment("regression", (0,), epochs=0), "epochs must be >= 1"),
+        (lambda: nl.run_experiment("regression", (0,), lr=0.0), "lr must be > 0"),
+        (lambda: nl.run_experiment("regression", (0,), width=3), "settings has unknown names"),
+        (lambda: nl.run_sensitivity("regression", "depth", [1]), "name must be one of"),
+        (lambda: nl.run_experiment("classification", (0,), expert_hidden=10), "expert_hidden must be a multiple"),
+        (lambda: nl.run_experiment("regression", (0,), kinds=("dense", "oracle", "dense")), "kinds must not repeat"),
+        (lambda: nl.run_experiment("regression", (0,), kinds=()), "kinds must list"),
+        (lambda: nl.run_sensitivity("regression", "lr", [1e-2, 1e-2]), "values must be distinct"),
+        (lambda: nl.run_sensitivity("regression", "lr", [1e-2], lr=0.1), "settings must not also set 'lr'"),
+        (lambda: nl.run_experiment("regression", (0,), dense_hidden=8), "dense_hidden must be None for regression"),
+        (lambda: nl.run_experiment("classification", (0,), dense_hidden=0), "dense_hidden must be >= 1"),
+    ],
+)
 def test_other_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -325,3 +404,46 @@ def test_wrong_types_are_refused():
         nl.evaluate(nl.build_model("dense", "regression", (0,)), "data", 0.1)
     with pytest.raises(TypeError, match="k must be an integer"):
         nl.make_data("regression", (0,), k=2.0)
+
+
+# ------------------------------------------------------------------------------------ validated before any work
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if data are drawn or a model is trained."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("heavy work started before the inputs were validated")
+
+    monkeypatch.setattr(nl, "make_data", refuse)
+    monkeypatch.setattr(nl, "train_model", refuse)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: nl.run_sensitivity("regression", "epochs", [1, 0], (0,)), r"values\[1\]: epochs must be >= 1"),
+        (
+            lambda: nl.run_sensitivity("classification", "expert_hidden", [12, 24, 10], (0,)),
+            r"values\[2\]: expert_hidden must be a multiple of 3",
+        ),
+        (lambda: nl.run_sensitivity("regression", "lr", [1e-2, -1.0], (0,)), r"values\[1\]: lr must be > 0"),
+        (lambda: nl.run_experiment("classification", (0,), expert_hidden=10), "expert_hidden must be a multiple of 3"),
+        (lambda: nl.run_experiment("regression", (0,), kinds=("router", "router")), "kinds must not repeat"),
+        (lambda: nl.run_experiment("regression", (0,), n_test=0), "n_test must be >= 1"),
+        (
+            lambda: nl.run_sensitivity("regression", "lr", [1e-2], (0,), kinds=("dense", "dense")),
+            "kinds must not repeat",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(no_work, call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_check_settings_types_and_names():
+    with pytest.raises(TypeError, match="epochs must be an integer"):
+        nl.check_settings("regression", epochs=2.5)
+    with pytest.raises(ValueError, match="settings has unknown names"):
+        nl.check_settings("regression", width=3)
+    assert nl.check_settings("classification", expert_hidden=12)["expert_hidden"] == 12
