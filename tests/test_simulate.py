@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from moe_companion import BlockModel, simulate, theory
-from moe_companion.theory_plots import random_model
+from moe_companion.model import random_model
 
 N = 60_000
 SEEDS = range(5)

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moe_companion import BlockModel, theory
-from moe_companion.theory_plots import random_model
+from moe_companion.model import random_model
 
 SEEDS = range(8)
 
