@@ -136,7 +136,7 @@ def counterexample(*, n_samples: int = 200_000, seed: int = 7) -> dict:
     gm, gs = simulate.risk_gap(m, n_samples, seed + 2, sigma_o2=so2)
     cross = theory.crossover_sigma_o2(m)
     d20, s20 = theory.risk_grid(m, sigma_o2=20 * c["sigma2"])
-    return {"sigma2": c["sigma2"], "p1": c["p1"], "lambda_min": float(min(e[0][0] for e in m.eigh)),
+    return {"sigma2": c["sigma2"], "p1": c["p1"], "kappa": c["kappa"], "lambda_min": float(min(e[0][0] for e in m.eigh)),
             "four_sigma2": 4 * c["sigma2"], "p_other": float(m.p[1]), "sigma_o2": so2, "ratio": c["ratio"],
             "condition_holds": float(theory.paper_condition(m, so2)),
             "dense": theory.risk_dense(m, so2), "sparse": theory.risk_sparse(m, so2),
