@@ -13,7 +13,8 @@ from . import _validate as v
 from . import theory
 from .model import BlockModel, check_model
 
-__all__ = ["calibration", "check_rows", "fitted_coefficients", "fitted_risk", "least_squares", "min_norm", "misrouting_input",
+__all__ = ["calibration", "check_rows", "fitted_coefficients", "fitted_risk", "least_squares", "min_norm",
+           "misrouting_input",
            "misrouting_risk", "risk", "risk_gap"]
 
 _ESTIMATORS = ("dense", "sparse")

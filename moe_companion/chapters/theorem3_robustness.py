@@ -110,7 +110,8 @@ FIGURES = {
         caption="Dense and sparse risks of Theorem 3 against the test-noise ratio with Monte Carlo markers "
                 "(3000 draws, ±2 s.e.) and the exact crossover; sliders: training noise and p1."),
     "relative_gap": FigureSpec(
-        gap_traces, GAP_GRID, initial={"sigma2": 0.24, "kappa": 1.2}, labels={"sigma2": "σ²", "kappa": "spectrum spread κ"},
+        gap_traces, GAP_GRID, initial={"sigma2": 0.24, "kappa": 1.2},
+        labels={"sigma2": "σ²", "kappa": "spectrum spread κ"},
         layout=dict(title="Theorem 3: relative gap, p₁ = 0.8 (positive: dense wins)", legend=_LEGEND,
                     xaxis=style.log_axis("σ_o² / σ² (test over training noise variance)"),
                     yaxis=style.axis("(𝓡_sparse − 𝓡_dense) / 𝓡_dense (dimensionless)")),
@@ -136,7 +137,8 @@ def counterexample(*, n_samples: int = 200_000, seed: int = 7) -> dict:
     gm, gs = simulate.risk_gap(m, n_samples, seed + 2, sigma_o2=so2)
     cross = theory.crossover_sigma_o2(m)
     d20, s20 = theory.risk_grid(m, sigma_o2=20 * c["sigma2"])
-    return {"sigma2": c["sigma2"], "p1": c["p1"], "kappa": c["kappa"], "lambda_min": float(min(e[0][0] for e in m.eigh)),
+    return {"sigma2": c["sigma2"], "p1": c["p1"], "kappa": c["kappa"],
+            "lambda_min": float(min(e[0][0] for e in m.eigh)),
             "four_sigma2": 4 * c["sigma2"], "p_other": float(m.p[1]), "sigma_o2": so2, "ratio": c["ratio"],
             "condition_holds": float(theory.paper_condition(m, so2)),
             "dense": theory.risk_dense(m, so2), "sparse": theory.risk_sparse(m, so2),
@@ -149,7 +151,8 @@ def findings(*, seed: int = 0, n_samples: int = 200_000) -> list[F.Finding]:
     """Replace vs additive reading of sigma_o^2, the failed sufficient condition, calibration."""
     out = []
     rows = simulate.check_rows([random_model(s) for s in range(5)], n_samples, sigma_o2_factor=3.0, seed=2000 + seed)
-    out += formula_findings("theorem3_robustness", rows, what="Theorem 3's formulas with σ_o² replacing σ² at test time",
+    out += formula_findings("theorem3_robustness", rows,
+                            what="Theorem 3's formulas with σ_o² replacing σ² at test time",
                             paper_claim="Theorem 3 (Sec. 4.3): R_Dense(σ_o²), R_Sparse(σ_o²)", n_samples=n_samples)
     rel, se, zmax = _pooled(rows, "additive")
     zmin = float(np.min(np.abs([r["z_additive"] for r in rows])))

@@ -166,7 +166,7 @@ def reading_table(*, n_samples: int = 200_000, seed: int = 0) -> list[dict]:
     m = model(e["sigma2"], e["p1"])
     pd, ps = theory.paper_misrouting_risk(m, 0, 1, e["eta"])
     rows = []
-    for g, (reading, rd) in enumerate(theory.READINGS.items()):
+    for reading in theory.READINGS:
         dense, sparse = theory.misrouting_risk(m, 0, 1, e["eta"], reading)
         (dm, dse), (sm, sse) = simulate.misrouting_risk(m, 0, 1, e["eta"], reading, n_samples, seed)
         rows.append({"reading": reading, "dense derived": dense, "dense MC": dm, "dense s.e.": dse,
@@ -180,7 +180,8 @@ def _share_se(x: np.ndarray) -> float:
     return float(np.sqrt(max(p * (1 - p), 1.0 / x.size) / x.size))
 
 
-def findings(*, seed: int = 0, n_samples: int = 200_000, n_models: int = 3000, n_route: int = 100_000) -> list[F.Finding]:
+def findings(*, seed: int = 0, n_samples: int = 200_000, n_models: int = 3000, n_route: int = 100_000
+             ) -> list[F.Finding]:
     """Printed formulas vs readings, the proof's reading, the two-expert remark (A3), the premise and the
     mixture rewrite (B1), calibration of the Monte Carlo overlays."""
     out = []
