@@ -33,3 +33,10 @@ def calibration_finding(fid: str, figure: str, mc, se, closed, *, tol: float = 0
                          key="excess_2se"),
         rule=F.agreement(tol, what="share within ±2 s.e. minus its expected 0.9545 (an implausible share is "
                                    "flagged as fails)", key="excess_2se"))
+
+
+def top(title: str, t: int = 150) -> dict:
+    """Layout pieces for a title at the very top and a horizontal legend just above the plot (no overlap:
+    the top margin ``t`` holds both; the legend grows upwards into it)."""
+    return dict(title=dict(text=title, y=0.99, yanchor="top"), margin=dict(t=t),
+                legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0))

@@ -15,7 +15,7 @@ from .. import findings as F
 from .. import posterior, simulate, style, theory
 from ..figures import FigureSpec
 from ..model import BlockModel, first_probability, random_model
-from ._common import calibration_finding, state_seed
+from ._common import calibration_finding, state_seed, top
 
 TITLE = "Theorem 2 (Sec. 4.2): sparse experts generalize better"
 N_MC = 3000
@@ -99,25 +99,24 @@ def posterior_traces(p1: float) -> list:
                          "posterior-gated MoE E[y | x̄] (MC)", symbol="diamond")]
 
 
-_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 FIGURES = {
     "risk_vs_noise": FigureSpec(
         risk_traces, GRID, initial={"p1": 0.25, "rho": 0.5}, labels={"p1": "p₁ (rest uniform)", "rho": "Toeplitz ρ"},
-        layout=dict(title="Theorem 2: Bayes risks vs σ² (k = 4, dᵢ = 6)", legend=_LEGEND,
+        layout=dict(**top("Theorem 2: Bayes risks vs σ² (k = 4, dᵢ = 6)"),
                     xaxis=style.log_axis("σ² (feature-noise variance)"),
                     yaxis=style.axis("generalization error 𝓡 (squared error)", rangemode="tozero")),
         caption="Dense (blue) and sparse (vermillion) Bayes risks of Theorem 2 against the noise variance, with "
                 "Monte Carlo markers (3000 draws, ±2 s.e.); sliders: p1 and the Toeplitz correlation."),
     "least_squares": FigureSpec(
         fit_traces, FIT_GRID, initial={"sigma2": 0.3}, labels={"sigma2": "σ²"},
-        layout=dict(title="Least-squares fits vs n (k = 4, dᵢ = 6, ρ = 0.5, p₁ = 0.25)", legend=_LEGEND,
+        layout=dict(**top("Least-squares fits vs n (k = 4, dᵢ = 6, ρ = 0.5, p₁ = 0.25)"),
                     xaxis=style.log_axis("n (training samples)"), yaxis=style.log_axis("test risk of the fit")),
         caption="Exact test risk of minimum-norm least-squares fits (mean of 5 training sets, ±2 s.e.) against "
                 "the training-set size, with the Bayes risks as dotted lines; slider: noise variance."),
     "posterior_moe": FigureSpec(
         posterior_traces, POST_GRID, initial={"p1": 0.25}, labels={"p1": "p₁ (rest uniform)"},
-        layout=dict(title="Without the label: dense, hard-routed and posterior-gated MoE (k = 4, dᵢ = 6, ρ = 0.5)",
-                    legend=_LEGEND, xaxis=style.log_axis("σ² (feature-noise variance)"),
+        layout=dict(**top("Without the label: dense, top-1 and posterior MoE"),
+                     xaxis=style.log_axis("σ² (feature-noise variance)"),
                     yaxis=style.axis("test risk 𝓡 (squared error)", rangemode="tozero")),
         caption="Risk against noise variance of the dense estimator and the oracle MoE (closed forms), and Monte "
                 "Carlo risks (20,000 draws, ±2 s.e.) of the MoE behind the Bayes router (top-1) and of the "

@@ -16,7 +16,7 @@ from .. import findings as F
 from .. import simulate, style, theory
 from ..figures import FigureSpec
 from ..model import BlockModel, first_probability, random_model
-from ._common import calibration_finding, state_seed
+from ._common import calibration_finding, state_seed, top
 from .theorem2_generalization import _pooled, formula_findings
 
 TITLE = "Theorem 3 (Sec. 4.3): robustness to test-time noise"
@@ -99,12 +99,11 @@ def direction_map_traces(ratio: float) -> list:
             style.line(MAP_P, np.full_like(MAP_P, 4.0), "paper", "λ = 4σ² (paper's condition)", kind="paper")]
 
 
-_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 FIGURES = {
     "risk_vs_test_noise": FigureSpec(
         risk_traces, GRID, initial={"sigma2": 0.24, "p1": 0.8},
         labels={"sigma2": "σ² (training noise)", "p1": "p₁ (rest uniform)"},
-        layout=dict(title="Theorem 3: risks vs σ_o²/σ² (k = 16, λ ∈ [1, 1.2])", legend=_LEGEND,
+        layout=dict(**top("Theorem 3: risks vs σ_o²/σ² (k = 16, λ ∈ [1, 1.2])"),
                     xaxis=style.log_axis("σ_o² / σ² (test over training noise variance)"),
                     yaxis=style.log_axis("test risk 𝓡(σ_o²) (squared error)")),
         caption="Dense and sparse risks of Theorem 3 against the test-noise ratio with Monte Carlo markers "
@@ -112,14 +111,14 @@ FIGURES = {
     "relative_gap": FigureSpec(
         gap_traces, GAP_GRID, initial={"sigma2": 0.24, "kappa": 1.2},
         labels={"sigma2": "σ²", "kappa": "spectrum spread κ"},
-        layout=dict(title="Theorem 3: relative gap, p₁ = 0.8 (positive: dense wins)", legend=_LEGEND,
+        layout=dict(**top("Theorem 3: relative gap, p₁ = 0.8 (positive: dense wins)"),
                     xaxis=style.log_axis("σ_o² / σ² (test over training noise variance)"),
                     yaxis=style.axis("(𝓡_sparse − 𝓡_dense) / 𝓡_dense (dimensionless)")),
         caption="Relative risk gap between the sparse and dense estimators against the test-noise ratio, closed "
                 "form and paired Monte Carlo (6000 draws, ±2 s.e.); sliders: training noise and spectrum spread."),
     "direction_map": FigureSpec(
         direction_map_traces, MAP_GRID, initial={"ratio": 100}, labels={"ratio": "σ_o²/σ²"}, fmt="{:g}",
-        layout=dict(title="Per direction: where dense beats sparse (σ² = 1)", legend=_LEGEND,
+        layout=dict(**top("Per direction: where dense beats sparse (σ² = 1)"),
                     xaxis=style.log_axis("expert probability pᵢ"),
                     yaxis=style.log_axis("eigenvalue over noise λ / σ²")),
         caption="Map over expert probability and eigenvalue of where the dense estimator beats the sparse expert "

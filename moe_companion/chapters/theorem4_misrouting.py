@@ -15,7 +15,7 @@ from .. import findings as F
 from .. import posterior, simulate, style, theory
 from ..figures import FigureSpec
 from ..model import BlockModel, first_probability, random_model
-from ._common import calibration_finding, state_seed
+from ._common import calibration_finding, state_seed, top
 
 TITLE = "Theorem 4 (Sec. 4.3): mis-routing"
 N_MC = 3000
@@ -71,12 +71,14 @@ def eta_traces(sigma2: float, p1: float) -> list:
             style.line(ETA, ad, "dense", "dense, reading A"), style.line(ETA, as_, "sparse", "sparse, reading A"),
             _dashed(style.line(ETA, bd, "dense", "dense, reading B", group="denseB"), "dashdot"),
             _dashed(style.line(ETA, bs, "sparse", "sparse, reading B", group="sparseB"), "dashdot"),
-            style.points(MC_ETA, mc[0, :, 0], mc[0, :, 1], "dense", "dense A, Monte Carlo"),
-            style.points(MC_ETA, mc[0, :, 2], mc[0, :, 3], "sparse", "sparse A, Monte Carlo", symbol="diamond"),
+            # Monte Carlo markers share their curve's legend entry (fewer entries, legible on a phone)
+            style.points(MC_ETA, mc[0, :, 0], mc[0, :, 1], "dense", "dense A, Monte Carlo", showlegend=False),
+            style.points(MC_ETA, mc[0, :, 2], mc[0, :, 3], "sparse", "sparse A, Monte Carlo", symbol="diamond",
+                         showlegend=False),
             style.points(MC_ETA, mc[1, :, 0], mc[1, :, 1], "dense", "dense B, Monte Carlo", symbol="circle-open",
-                         group="denseB"),
+                         group="denseB", showlegend=False),
             style.points(MC_ETA, mc[1, :, 2], mc[1, :, 3], "sparse", "sparse B, Monte Carlo", symbol="diamond-open",
-                         group="sparseB")]
+                         group="sparseB", showlegend=False)]
 
 
 # ----------------------------------------------------------------------------------- Figure 2
@@ -100,8 +102,9 @@ def noise_traces(eta: float, rho: float) -> list:
                     "longdash"),
             style.line(SIGMA2, vals[:, 2], "dense", "dense, reading A"),
             style.line(SIGMA2, vals[:, 3], "sparse", "sparse, reading A"),
-            style.points(MC_SIGMA2, mc[:, 0], mc[:, 1], "dense", "dense A, Monte Carlo"),
-            style.points(MC_SIGMA2, mc[:, 2], mc[:, 3], "sparse", "sparse A, Monte Carlo", symbol="diamond")]
+            style.points(MC_SIGMA2, mc[:, 0], mc[:, 1], "dense", "dense A, Monte Carlo", showlegend=False),
+            style.points(MC_SIGMA2, mc[:, 2], mc[:, 3], "sparse", "sparse A, Monte Carlo", symbol="diamond",
+                         showlegend=False)]
 
 
 # ----------------------------------------------------------------------------------- Figure 3 (B1)
@@ -128,18 +131,18 @@ def route_traces(p1: float, k: float) -> list:
                        hovertemplate="η=%{x}<br>σ²=%{y}<br>P(route to i)=%{z}<extra></extra>", **common)]
 
 
-_LEGEND = dict(orientation="h", y=1.02, yanchor="bottom", x=0)
 FIGURES = {
     "risk_vs_eta": FigureSpec(
         eta_traces, GRID, initial={"sigma2": 0.5, "p1": 0.85}, labels={"sigma2": "σ²", "p1": "pᵢ = p₁ (rest uniform)"},
-        layout=dict(title="Theorem 4: input of expert 1 sent to expert 2 (k = 4)", legend=_LEGEND,
+        layout=dict(**top("Theorem 4: input of expert 1 sent to expert 2 (k = 4)"),
                     xaxis=style.axis("η (perturbation scale, dimensionless)"),
                     yaxis=style.axis("expected squared error 𝓡 (printed dense may be < 0)")),
         caption="Theorem 4's printed formulas (dashed purple) against the risks derived under readings A (solid) "
-                "and B (dash-dot), with Monte Carlo markers (3000 draws, ±2 s.e.); sliders: noise and p1."),
+                "and B (dash-dot), with Monte Carlo markers in the curve's colour (3000 draws, ±2 s.e.); sliders: "
+                "noise and p1."),
     "risk_vs_noise": FigureSpec(
         noise_traces, NOISE_GRID, initial={"eta": 2.0, "rho": 0.3}, labels={"eta": "η", "rho": "Toeplitz ρ"},
-        layout=dict(title="Theorem 4 vs σ² (k = 4, p₁ = 0.25, reading A)", legend=_LEGEND,
+        layout=dict(**top("Theorem 4 vs σ² (k = 4, p₁ = 0.25, reading A)"),
                     xaxis=style.log_axis("σ² (feature-noise variance)"),
                     yaxis=style.axis("expected squared error 𝓡 (printed dense may be < 0)")),
         caption="Theorem 4's printed formulas (dashed purple) and reading A's derived risks against the noise "
@@ -147,9 +150,13 @@ FIGURES = {
     "route_map": FigureSpec(
         route_traces, MAP_GRID, initial={"p1": 0.85, "k": 4}, labels={"p1": "pᵢ = p₁ (rest uniform)", "k": "k experts"},
         fmt="{:g}",
-        layout=dict(title="Where the Bayes router sends Theorem 4's input (i = expert 1, j = expert 2)",
-                    xaxis=dict(domain=[0, 0.46], title=dict(text="η (perturbation scale) — P(route to j)")),
-                    xaxis2=dict(domain=[0.54, 1], title=dict(text="η (perturbation scale) — P(route to i)")),
+        layout=dict(**top("Where the Bayes router sends Theorem 4's input", t=110),
+                    xaxis=dict(domain=[0, 0.46], title=dict(text="η (perturbation scale)")),
+                    xaxis2=dict(domain=[0.54, 1], title=dict(text="η (perturbation scale)")),
+                    annotations=[dict(text="P(route to j): wrong expert", x=0.23, y=1.0, xref="paper", yref="paper",
+                                      xanchor="center", yanchor="bottom", showarrow=False),
+                                 dict(text="P(route to i): own expert", x=0.77, y=1.0, xref="paper", yref="paper",
+                                      xanchor="center", yanchor="bottom", showarrow=False)],
                     yaxis=dict(title=dict(text="σ² (feature-noise variance)")),
                     yaxis2=dict(anchor="x2", showticklabels=False)),
         caption="Heatmaps over perturbation scale and noise variance of how often the Bayes router sends the "
