@@ -134,9 +134,9 @@ def route_traces(p1: float, k: float) -> list:
 FIGURES = {
     "risk_vs_eta": FigureSpec(
         eta_traces, GRID, initial={"sigma2": 0.5, "p1": 0.85}, labels={"sigma2": "σ²", "p1": "pᵢ = p₁ (rest uniform)"},
-        layout=dict(**top("Theorem 4: input of expert 1 sent to expert 2 (k = 4)"),
+        layout=dict(**top("Theorem 4: expert 1's input at expert 2"),
                     xaxis=style.axis("η (perturbation scale, dimensionless)"),
-                    yaxis=style.axis("expected squared error 𝓡 (printed dense may be < 0)")),
+                    yaxis=style.axis("expected squared error 𝓡")),
         caption="Theorem 4's printed formulas (dashed purple) against the risks derived under readings A (solid) "
                 "and B (dash-dot), with Monte Carlo markers in the curve's colour (3000 draws, ±2 s.e.); sliders: "
                 "noise and p1."),
@@ -150,14 +150,14 @@ FIGURES = {
     "route_map": FigureSpec(
         route_traces, MAP_GRID, initial={"p1": 0.85, "k": 4}, labels={"p1": "pᵢ = p₁ (rest uniform)", "k": "k experts"},
         fmt="{:g}",
-        layout=dict(**top("Where the Bayes router sends Theorem 4's input", t=110),
-                    xaxis=dict(domain=[0, 0.46], title=dict(text="η (perturbation scale)")),
-                    xaxis2=dict(domain=[0.54, 1], title=dict(text="η (perturbation scale)")),
-                    annotations=[dict(text="P(route to j): wrong expert", x=0.23, y=1.0, xref="paper", yref="paper",
+        layout=dict(**top("Where the Bayes router sends it", t=110),
+                    xaxis=dict(domain=[0, 0.46], title=dict(text="η (perturbation)")),
+                    xaxis2=dict(domain=[0.54, 1], title=dict(text="η (perturbation)")),
+                    annotations=[dict(text="P(to j), wrong", x=0.23, y=1.0, xref="paper", yref="paper",
                                       xanchor="center", yanchor="bottom", showarrow=False),
-                                 dict(text="P(route to i): own expert", x=0.77, y=1.0, xref="paper", yref="paper",
+                                 dict(text="P(to i), own", x=0.77, y=1.0, xref="paper", yref="paper",
                                       xanchor="center", yanchor="bottom", showarrow=False)],
-                    yaxis=dict(title=dict(text="σ² (feature-noise variance)")),
+                    yaxis=dict(title=dict(text="σ² (noise variance)")),
                     yaxis2=dict(anchor="x2", showticklabels=False)),
         caption="Heatmaps over perturbation scale and noise variance of how often the Bayes router sends the "
                 "perturbed input to the wrong expert j (left) and to its own expert i (right), 4000 draws per "
