@@ -21,7 +21,12 @@ __all__ = [
     "check_keys",
     "check_seed",
     "check_random_state",
+    "check_size",
+    "MAX_ELEMENTS",
 ]
+
+#: Largest array (number of float64 elements, 4 GiB) a sampler may allocate at once.
+MAX_ELEMENTS = 500_000_000
 
 
 def _fmt(value: Any) -> str:
@@ -95,8 +100,18 @@ def check_array(
 
     ``shape`` may contain ``None`` for a free axis.
     """
+    raw = value if isinstance(value, np.ndarray) else None
+    if raw is None:
+        try:
+            raw = np.asarray(value)
+        except (TypeError, ValueError):  # ragged nesting
+            raise TypeError(f"{name} must be an array of real numbers, got {_fmt(value)}") from None
+    # strings ("0.5") and bools are not numbers, even though numpy would convert them
+    if raw.dtype.kind in "USb" or (raw.dtype.kind == "O" and any(
+            isinstance(x, (str, bytes, bool, np.bool_)) for x in raw.ravel())):
+        raise TypeError(f"{name} must be an array of real numbers, got {_fmt(value)}")
     try:
-        arr = np.asarray(value, dtype=float)
+        arr = np.asarray(raw, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be an array of real numbers, got {_fmt(value)}") from None
     if ndim is not None:
@@ -130,11 +145,15 @@ def check_probabilities(value: Any, name: str = "p", *, atol: float = 1e-9) -> n
 
 
 def check_spd(value: Any, name: str, *, rtol: float = 1e-10) -> np.ndarray:
-    """Return a symmetric positive definite matrix (symmetrised exactly), or raise."""
+    """Return a symmetric positive definite matrix (symmetrised exactly), or raise.
+
+    Both tests are relative to the matrix's own scale (its largest entry), so ``1e-12 * I`` is accepted
+    and ``1e300 * I`` too; a smallest eigenvalue below ``rtol`` times that scale is refused.
+    """
     a = check_array(value, name, ndim=2)
     if a.shape[0] != a.shape[1] or a.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square matrix, got shape {a.shape}")
-    scale = max(np.abs(a).max(), 1.0)
+    scale = float(np.abs(a).max())
     if not np.allclose(a, a.T, rtol=0.0, atol=rtol * scale * 10):
         raise ValueError(f"{name} must be symmetric, max |A - A^T| = {np.abs(a - a.T).max():.3g}")
     a = 0.5 * (a + a.T)
@@ -142,6 +161,18 @@ def check_spd(value: Any, name: str, *, rtol: float = 1e-10) -> np.ndarray:
     if lam_min <= rtol * scale:
         raise ValueError(f"{name} must be positive definite, smallest eigenvalue {lam_min:.3g}")
     return a
+
+
+def check_size(n: int, width: int, name: str = "n", *, limit: int | None = None) -> int:
+    """Return ``n`` if an ``(n, width)`` float array stays within ``limit`` elements (:data:`MAX_ELEMENTS`).
+
+    Raises a ``ValueError`` naming ``name`` before any allocation, instead of numpy's MemoryError.
+    """
+    limit = MAX_ELEMENTS if limit is None else limit
+    if n * max(int(width), 1) > limit:
+        raise ValueError(f"{name} too large: {n} x {width} = {n * width:,} array elements exceeds the limit of "
+                         f"{limit:,} (draw in smaller batches)")
+    return n
 
 
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:

@@ -16,7 +16,8 @@ from scipy.linalg import toeplitz as _toeplitz
 
 from . import _validate as v
 
-__all__ = ["BlockModel", "BlockSample", "check_model", "first_probability", "haar_orthogonal", "with_p1"]
+__all__ = ["BlockModel", "BlockSample", "check_model", "first_probability", "haar_orthogonal", "random_model",
+           "with_p1"]
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ class BlockModel:
 
         ``sigma2`` overrides the model's noise variance (e.g. a test-time ``sigma_o^2``).
         """
-        n = v.check_int(n, "n", lower=1)
+        n = v.check_size(v.check_int(n, "n", lower=1), self.d, "n")
         s2 = self._sigma2 if sigma2 is None else v.check_scalar(sigma2, "sigma2", lower=0.0)
         rng = v.check_random_state(seed)
         z = rng.choice(self.k, size=n, p=self._p)
@@ -280,3 +281,14 @@ def with_p1(model: BlockModel, p1: float) -> BlockModel:
         v.check_scalar(p1, "p1", lower=1.0, upper=1.0)
         return model
     return model.replace(p=first_probability(model.k, p1))
+
+
+def random_model(seed: int, k: int | None = None, sigma2: float | None = None) -> BlockModel:
+    """A random valid block model for checks: k in 2-4 blocks of dims 1-5, Haar-rotated spectra in
+    [0.1, 5], Dirichlet(1) probabilities, sigma^2 in [0.05, 2], beta_scale 1.5 -- all from ``seed``."""
+    rng = np.random.default_rng(v.check_seed(seed))
+    k = int(rng.integers(2, 5)) if k is None else v.check_int(k, "k", lower=1)
+    spectra = [rng.uniform(0.1, 5.0, size=int(rng.integers(1, 6))) for _ in range(k)]
+    p = rng.dirichlet(np.ones(k))
+    s2 = float(rng.uniform(0.05, 2.0)) if sigma2 is None else sigma2
+    return BlockModel.from_spectra(spectra, p=p, sigma2=s2, beta_scale=1.5, seed=seed)

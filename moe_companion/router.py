@@ -49,6 +49,8 @@ __all__ = [
     "routing_risk_traces",
     "printed_rule_true_covariances",
     "misrouting_cost",
+    "posterior_moe_risk",
+    "route_probabilities",
 ]
 
 ROUTER_KINDS = ("printed", "corrected", "bayes")
@@ -487,3 +489,6 @@ def printed_rule_true_covariances(model: BlockModel) -> QDARouter:
     """The App. A.7 score evaluated with the *true* ``C_i = Sigma_i + sigma^2 I`` (its n -> infinity limit)."""
     b = bayes_router(model)
     return QDARouter("printed", b.offsets, b.covs, np.zeros(model.k), model.sigma2)
+
+
+from .posterior import posterior_moe_risk, route_probabilities  # noqa: E402,F401

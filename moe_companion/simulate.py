@@ -13,7 +13,9 @@ from . import _validate as v
 from . import theory
 from .model import BlockModel, check_model
 
-__all__ = ["fitted_coefficients", "fitted_risk", "least_squares", "min_norm", "misrouting_risk", "risk", "risk_gap"]
+__all__ = ["calibration", "check_rows", "fitted_coefficients", "fitted_risk", "least_squares", "min_norm",
+           "misrouting_input",
+           "misrouting_risk", "risk", "risk_gap"]
 
 _ESTIMATORS = ("dense", "sparse")
 
@@ -96,38 +98,51 @@ def risk_gap(model: BlockModel, n_samples: int, seed: int, sigma_o2=None) -> tup
     return _mean_se((sparse - s.y) ** 2 - (dense - s.y) ** 2)
 
 
-def misrouting_risk(model: BlockModel, i: int, j: int, eta: float, reading: str, n_samples: int,
-                    seed: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Monte Carlo squared error under mis-routing (Theorem 4) for one reading.
+def misrouting_input(model: BlockModel, i: int, j: int, eta: float, reading: str, n: int,
+                     seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` perturbed inputs of Theorem 4 under ``reading`` and their targets.
 
-    Samples ``x_i ~ N(0, Sigma_i)``, ``x_j ~ N(0, Sigma_j)`` and ``e ~ N(0, sigma^2 I_d)``, builds the
-    perturbed input of ``reading`` (see :data:`moe_companion.theory.READINGS`: block i ``x_i + e_i``,
-    block j ``eta x_j + e_j`` or ``eta (x_j + e_j)``, other blocks ``e_r``) and its target, and scores
-    the Bayes dense estimator on the whole input and expert ``j``'s sparse estimator on block j.
-    The same draws serve both estimators.
-
-    Returns
-    -------
-    (dense_mean, dense_se), (sparse_mean, sparse_se)
+    Samples ``x_i ~ N(0, Sigma_i)``, ``x_j ~ N(0, Sigma_j)`` and ``e ~ N(0, sigma^2 I_d)``: block i carries
+    ``x_i + e_i``, block j ``eta x_j + e_j`` (readings A, C) or ``eta (x_j + e_j)`` (B, D, E), every other
+    block ``e_r`` (see :data:`moe_companion.theory.READINGS`); the target is
+    ``a x_i^T beta_i* + g eta x_j^T beta_j*``. Returns ``(xbar (n, d), target (n,))``.
     """
-    model, i, j, eta_arr = theory._check_misrouting(model, i, j, eta, reading)
+    model, i, j, eta_arr = theory._check_misrouting(model, i, j, eta, reading, need_reading=True)
     if eta_arr.ndim != 0:
         raise ValueError(f"eta must be a scalar here, got shape {eta_arr.shape}")
     eta = float(eta_arr)
-    n = v.check_int(n_samples, "n_samples", lower=2)
-    rng = np.random.default_rng(v.check_seed(seed))
+    n = v.check_size(v.check_int(n, "n", lower=1), model.d, "n")
+    rng = v.check_random_state(seed)
     rd = theory.READINGS[reading]
     xi = model.sample_block(i, n, rng)
     xj = model.sample_block(j, n, rng)
     e = rng.normal(0.0, np.sqrt(model.sigma2), size=(n, model.d))
     si, sj = model.block_slice(i), model.block_slice(j)
-    xbar = e.copy()
+    xbar = e
     xbar[:, si] += xi
     if rd.noise_scaled:
         xbar[:, sj] = eta * (xj + e[:, sj])
     else:
         xbar[:, sj] += eta * xj
     target = rd.a * (xi @ model.betas[i]) + rd.g * eta * (xj @ model.betas[j])
+    return xbar, target
+
+
+def misrouting_risk(model: BlockModel, i: int, j: int, eta: float, reading: str, n_samples: int,
+                    seed: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Monte Carlo squared error under mis-routing (Theorem 4) for one reading.
+
+    Draws :func:`misrouting_input` and scores the Bayes dense estimator on the whole input and expert
+    ``j``'s sparse estimator on block j (the router is assumed to pick ``j``, as the theorem does). The
+    same draws serve both estimators.
+
+    Returns
+    -------
+    (dense_mean, dense_se), (sparse_mean, sparse_se)
+    """
+    n = v.check_int(n_samples, "n_samples", lower=2)
+    xbar, target = misrouting_input(model, i, j, eta, reading, n, v.check_seed(seed))
+    sj = model.block_slice(j)
     dense = xbar @ np.concatenate(theory.bayes_dense(model))
     sparse = xbar[:, sj] @ theory.bayes_sparse(model)[j]
     return _mean_se((dense - target) ** 2), _mean_se((sparse - target) ** 2)
@@ -230,3 +245,41 @@ def fitted_risk(model: BlockModel, estimator: str, n_train: int, n_reps: int, se
     vals = np.array([theory.risk_of_coefficients(model, fitted_coefficients(model, estimator, n_train, int(s)),
                                                  estimator, sigma_o2) for s in seeds])
     return _mean_se(vals)
+
+
+def check_rows(models, n_samples: int = 200_000, sigma_o2_factor: float | None = None, seed: int = 1000) -> list[dict]:
+    """Closed form vs Monte Carlo on each of ``models`` (Theorem 2, or Theorem 3 with
+    ``sigma_o^2 = sigma_o2_factor * sigma^2``, where the rows also give the closed form under the *additive*
+    reading, test noise ``sigma^2 + sigma_o^2``): one row per model and estimator, seeds ``seed + index``."""
+    rows = []
+    for idx, m in enumerate(models):
+        m = check_model(m)
+        so2 = None if sigma_o2_factor is None else sigma_o2_factor * m.sigma2
+        for est, f in (("dense", theory.risk_dense), ("sparse", theory.risk_sparse)):
+            mean, se = risk(m, est, n_samples, seed + idx, sigma_o2=so2)
+            exact = f(m, so2)
+            row = {"model": idx, "k": m.k, "sigma2": m.sigma2, "sigma_o2": m.sigma2 if so2 is None else so2,
+                   "estimator": est, "closed": exact, "mc": mean, "se": se, "z": (mean - exact) / se}
+            if so2 is not None:  # the other semantic: test noise sigma^2 + sigma_o^2
+                row["additive"] = f(m, m.sigma2 + so2)
+                row["z_additive"] = (mean - row["additive"]) / se
+            rows.append(row)
+    return rows
+
+
+def calibration(mc, se, closed) -> dict:
+    """How often a closed form lies within ``±2`` and ``±3`` standard errors of its Monte Carlo estimate.
+
+    ``mc``, ``se`` and ``closed`` are arrays of the same shape (every point of a figure's Monte Carlo
+    overlay). For unbiased, normal estimates the shares are about 0.954 and 0.997.
+
+    Returns ``{"share_2se", "share_3se", "points", "max_abs_z"}``.
+    """
+    mc = v.check_array(mc, "mc").ravel()
+    se = v.check_array(se, "se", lower=0.0, lower_inclusive=False).ravel()
+    closed = v.check_array(closed, "closed").ravel()
+    if not mc.size == se.size == closed.size or mc.size == 0:
+        raise ValueError(f"mc, se and closed must have the same non-zero size, got {mc.size}, {se.size}, {closed.size}")
+    z = np.abs(mc - closed) / se
+    return {"share_2se": float(np.mean(z <= 2)), "share_3se": float(np.mean(z <= 3)), "points": int(z.size),
+            "max_abs_z": float(z.max())}

@@ -44,6 +44,7 @@ __all__ = [
     "paper_condition",
     "paper_misrouting_risk",
     "paper_misrouting_risk_direct",
+    "proof_first_line_dense",
     "risk_dense",
     "risk_dense_direct",
     "risk_grid",
@@ -167,10 +168,20 @@ def risk_grid(model: BlockModel, *, sigma2=None, sigma_o2=None, p=None) -> tuple
     so2e = so2[..., None]
     plam = pd * lam
     num = pd * b2 * lam
-    s4 = s2e * s2e
-    dense = np.sum(num * (s4 + plam * so2e) / (plam + s2e) ** 2, axis=-1)
-    sparse = np.sum(num * (s4 + lam * so2e) / (lam + s2e) ** 2, axis=-1)
+    # num (s^4 + a so2) / (a + s^2)^2 written with ratios in [0, 1] only: no overflow for huge sigma^2 or
+    # eigenvalues (sigma^2 >= 1.4e154 or Sigma = 1e300 I would give inf/inf = nan otherwise)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dense = np.sum(num * _ratio2(s2e, plam, so2e), axis=-1)
+        sparse = np.sum(num * _ratio2(s2e, lam + 0.0 * pd, so2e), axis=-1)
     return _out(dense), _out(sparse)
+
+
+def _ratio2(s2, a, so2):
+    """``(s2^2 + a so2) / (a + s2)^2`` computed from ratios (finite for any finite inputs; 0 where a = s2 = 0)."""
+    tot = a + s2
+    safe = np.where(tot > 0, tot, 1.0)
+    q = s2 / safe
+    return np.where(tot > 0, q * q + (a / safe) * (so2 / safe), 0.0)
 
 
 def risk_dense(model: BlockModel, sigma_o2=None):
@@ -313,10 +324,10 @@ def direction_threshold(lam, p, sigma2):
     if np.any(p > 1):
         raise ValueError(f"p must be <= 1, got max {p.max():g}")
     s2 = v.check_array(sigma2, "sigma2", lower=0.0, lower_inclusive=False)
-    s4 = s2 * s2
-    den = s4 - p * lam * lam
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = np.where((den > 0) & (p < 1), s4 * ((1 + p) * lam + 2 * s2) / np.where(den > 0, den, 1.0), np.inf)
+    r = lam / s2
+    den = 1.0 - p * r * r  # (sigma^4 - p lam^2) / sigma^4, without forming sigma^4
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tau = np.where((den > 0) & (p < 1), ((1 + p) * lam + 2 * s2) / np.where(den > 0, den, 1.0), np.inf)
     return _out(tau)
 
 
@@ -334,8 +345,9 @@ def _slope_and_gap(model: BlockModel) -> tuple[float, float]:
     lam, b2, blk = _spectrum(model)
     p = model.p[blk]
     s2 = model.sigma2
-    slope = np.sum(p * b2 * lam * lam * (1.0 / (lam + s2) ** 2 - p / (p * lam + s2) ** 2))
-    gap = np.sum(p * s2 * b2 * lam * (1.0 / (lam + s2) - 1.0 / (p * lam + s2)))
+    v_, w_ = lam / (lam + s2), lam / (p * lam + s2)  # ratios: no overflow for huge lam or sigma^2
+    slope = np.sum(p * b2 * (v_ * v_ - p * w_ * w_))
+    gap = np.sum(p * b2 * lam * (s2 / (lam + s2) - s2 / (p * lam + s2)))
     return float(slope), float(gap)
 
 
@@ -388,14 +400,14 @@ READINGS: dict[str, Reading] = {
 }
 
 
-def _check_misrouting(model, i, j, eta, reading=None):
+def _check_misrouting(model, i, j, eta, reading=None, *, need_reading=False):
     model = check_model(model)
     i = v.check_int(i, "i", lower=0, upper=model.k - 1)
     j = v.check_int(j, "j", lower=0, upper=model.k - 1)
     if i == j:
         raise ValueError(f"j must differ from i (mis-routing sends expert i's input to another expert), got i = j = {i}")
     eta = v.check_array(eta, "eta", lower=0.0, lower_inclusive=False)
-    if reading is not None:
+    if need_reading or reading is not None:
         v.check_choice(reading, "reading", tuple(READINGS))
     return model, i, j, eta
 
@@ -436,7 +448,7 @@ def misrouting_risk(model: BlockModel, i: int, j: int, eta, reading: str = "A") 
     dense, sparse : float or ndarray
         Expected squared errors, shape of ``eta``.
     """
-    model, i, j, eta = _check_misrouting(model, i, j, eta, reading)
+    model, i, j, eta = _check_misrouting(model, i, j, eta, reading, need_reading=True)
     rd = READINGS[reading]
     s2 = model.sigma2
     c2 = eta * eta if rd.noise_scaled else np.ones_like(eta)
@@ -463,7 +475,7 @@ def misrouting_risk(model: BlockModel, i: int, j: int, eta, reading: str = "A") 
 
 def misrouting_risk_direct(model: BlockModel, i: int, j: int, eta: float, reading: str = "A") -> tuple:
     """:func:`misrouting_risk` from matrix formulas (Eq. 3 coefficients, explicit products; scalar ``eta``)."""
-    model, i, j, eta = _check_misrouting(model, i, j, eta, reading)
+    model, i, j, eta = _check_misrouting(model, i, j, eta, reading, need_reading=True)
     eta = float(eta)
     rd = READINGS[reading]
     s2 = model.sigma2
@@ -501,15 +513,16 @@ def paper_misrouting_risk(model: BlockModel, i: int, j: int, eta) -> tuple:
         return lam, model.beta_eigen[r] ** 2, model.p[r]
 
     lam, b2, p = parts(j)
-    dense = e2 * np.sum(p * b2 * lam * lam / (p * lam + s2)) \
-        + s2 * e2 * (p * p - p) * np.sum(b2 * lam * lam / (p * lam + s2) ** 2)
-    sparse = e2 * np.sum(b2 * lam * lam / (lam + s2))
+    w = lam / (p * lam + s2)  # ratios keep every term finite for huge eigenvalues
+    dense = e2 * np.sum(p * b2 * lam * w) + s2 * e2 * (p * p - p) * np.sum(b2 * w * w)
+    sparse = e2 * np.sum(b2 * lam * (lam / (lam + s2)))
     lam, b2, p = parts(i)
-    dense = dense - p * np.sum(b2 * lam * lam / (p * lam + s2))
+    dense = dense - p * np.sum(b2 * lam * (lam / (p * lam + s2)))
     for r in range(model.k):
         if r not in (i, j):
             lam, b2, p = parts(r)
-            dense = dense + s2 * p * p * np.sum(b2 * lam * lam / (p * lam + s2) ** 2)
+            w = lam / (p * lam + s2)
+            dense = dense + s2 * p * p * np.sum(b2 * w * w)
     return _out(dense), _out(sparse + 0.0 * eta)
 
 
@@ -530,3 +543,20 @@ def paper_misrouting_risk_direct(model: BlockModel, i: int, j: int, eta: float) 
     dense += s2 * sum(model.p[r] ** 2 * quad(r, model.p[r], 2) for r in range(model.k) if r not in (i, j))
     sparse = eta ** 2 * quad(j, 1.0, 1)
     return float(dense), float(sparse)
+
+
+def proof_first_line_dense(model: BlockModel, i: int, j: int, eta) -> float:
+    """The first line of the paper's proof of Theorem 4 (Appendix A.4), before its simplification.
+
+    ``b_i^T S_i b_i + bd_i^T S_i bd_i + eta^2 bd_j^T S_j bd_j + s2 ||bd||^2 - 2 bd_i^T S_i b_i`` with
+    ``bd`` the Bayes dense estimator of Eq. (3) (matrix products, scalar ``eta``). It equals reading A of
+    :func:`misrouting_risk`, which is how the book tells which reading the proof computes.
+    """
+    model, i, j, eta = _check_misrouting(model, i, j, eta)
+    if eta.ndim != 0:
+        raise ValueError(f"eta must be a scalar here, got shape {eta.shape}")
+    eta = float(eta)
+    bd = bayes_dense(model)
+    cov_i, cov_j, b_i = model.covariances[i], model.covariances[j], model.betas[i]
+    return float(b_i @ cov_i @ b_i + bd[i] @ cov_i @ bd[i] + eta ** 2 * bd[j] @ cov_j @ bd[j]
+                 + model.sigma2 * sum(c @ c for c in bd) - 2 * bd[i] @ cov_i @ b_i)

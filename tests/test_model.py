@@ -119,3 +119,33 @@ def test_functions_taking_a_model_name_the_parameter(bad):
                  lambda: simulate.risk(bad, "dense", 10, seed=0), lambda: router.bayes_router(bad)):
         with pytest.raises(TypeError, match="model must be a BlockModel"):
             call()
+
+
+@pytest.mark.parametrize("p, covs, betas, exc, match", [
+    (["0.5", "0.5"], GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
+    ([True, False], GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
+    (np.array([0.5, "0.5"], dtype=object), GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
+    (GOOD_P, [[["1", "0"], ["0", "1"]], GOOD_COVS[1]], GOOD_BETAS, TypeError, r"covariances\[0\] must be an array"),
+    (GOOD_P, GOOD_COVS, [np.ones(2), [True, True, True]], TypeError, r"betas\[1\] must be an array"),
+    (GOOD_P, [*GOOD_COVS, np.eye(2)], GOOD_BETAS, ValueError, "covariances must have one matrix per expert"),
+    (GOOD_P, GOOD_COVS, [*GOOD_BETAS, np.ones(2)], ValueError, "betas must have one vector per expert"),
+])
+def test_strings_bools_and_extra_experts_are_refused(p, covs, betas, exc, match):
+    with pytest.raises(exc, match=match):
+        BlockModel(p, covs, betas, 1.0)
+
+
+def test_spd_test_is_relative_to_the_matrix_scale():
+    tiny = BlockModel([0.5, 0.5], [1e-12 * np.eye(2), 1e-12 * np.eye(3)], GOOD_BETAS, 1e-13)
+    assert tiny.eigh[0][0][0] == pytest.approx(1e-12)
+    huge = BlockModel([0.5, 0.5], [1e300 * np.eye(2), np.eye(3)], GOOD_BETAS, 1.0)
+    assert np.isfinite(huge.eigh[0][0]).all()
+    near_singular = np.diag([1.0, 1e-13])  # ill-conditioned relative to its own scale: refused
+    with pytest.raises(ValueError, match=r"covariances\[0\] must be positive definite"):
+        BlockModel(GOOD_P, [near_singular, GOOD_COVS[1]], GOOD_BETAS, 1.0)
+
+
+def test_huge_n_is_refused_before_allocating():
+    m = BlockModel.toeplitz(4, 8)
+    with pytest.raises(ValueError, match="n too large"):
+        m.sample(10 ** 12)

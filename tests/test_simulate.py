@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from moe_companion import BlockModel, simulate, theory
-from moe_companion.theory_plots import random_model
+from moe_companion.model import random_model
 
 N = 60_000
 SEEDS = range(5)
@@ -112,3 +112,21 @@ def test_bad_inputs_raise_clear_errors():
         simulate.fitted_risk(m, "dense", 10, 1, 0)
     with pytest.raises(ValueError, match="n_samples"):
         simulate.risk_gap(m, 0, 0)
+
+
+def test_reading_none_and_huge_n_are_clear_errors():
+    m = random_model(0)
+    with pytest.raises(ValueError, match="reading must be one of"):
+        simulate.misrouting_risk(m, 0, 1, 2.0, None, 100, 0)
+    with pytest.raises(ValueError, match="n too large"):
+        simulate.misrouting_risk(m, 0, 1, 2.0, "A", 10 ** 12, 0)
+    with pytest.raises(ValueError, match="n too large"):
+        simulate.risk(m, "dense", 10 ** 12, 0)
+
+
+def test_check_rows_reports_closed_form_and_z():
+    rows = simulate.check_rows([random_model(0)], 20_000, sigma_o2_factor=2.0, seed=3)
+    assert [r["estimator"] for r in rows] == ["dense", "sparse"]
+    for r in rows:
+        assert r["z"] == pytest.approx((r["mc"] - r["closed"]) / r["se"])
+        assert abs(r["z"]) < 5 and abs(r["z_additive"]) > abs(r["z"])

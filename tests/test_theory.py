@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moe_companion import BlockModel, theory
-from moe_companion.theory_plots import random_model
+from moe_companion.model import random_model
 
 SEEDS = range(8)
 
@@ -264,3 +264,35 @@ def test_dense_beats_sparse_under_misrouting_with_two_experts():
         for reading in "AB":
             dense, sparse = theory.misrouting_risk(m, 0, 1, np.linspace(0.2, 6, 30), reading)
             assert np.all(dense <= sparse)
+
+
+def test_huge_noise_and_eigenvalues_stay_finite_and_match_the_limits():
+    from moe_companion import BlockModel
+
+    b = [np.array([1.0, 2.0]), np.array([0.5, -1.0])]
+    m = BlockModel([0.5, 0.5], [np.eye(2), np.eye(2)], b, 1.5e154)
+    dense, sparse = theory.risk_dense(m), theory.risk_sparse(m)
+    signal = 0.5 * sum(float(x @ x) for x in b)  # sigma^2 -> inf: both estimators shrink to 0, risk -> signal
+    assert dense == pytest.approx(signal, rel=1e-9) and sparse == pytest.approx(signal, rel=1e-9)
+    assert np.isfinite(theory.crossover_sigma_o2(m)) or theory.crossover_sigma_o2(m) == np.inf
+    big = BlockModel([0.5, 0.5], [1e300 * np.eye(2), 1e300 * np.eye(2)], b, 1.0)
+    # lambda -> inf per direction: dense p s2 lam b^2 / (p lam + s2) -> s2 b^2, sparse -> p s2 b^2 (s2 = 1)
+    d_lim = sum(float(x @ x) for x in b)
+    assert theory.risk_dense(big) == pytest.approx(d_lim, rel=1e-9)
+    assert theory.risk_sparse(big) == pytest.approx(0.5 * sum(float(x @ x) for x in b), rel=1e-9)
+    assert all(np.isfinite(theory.paper_misrouting_risk(big, 0, 1, 2.0)))
+    assert np.isfinite(theory.direction_threshold(1.0, 0.5, 1e200))
+
+
+@pytest.mark.parametrize("fn", [theory.misrouting_risk, theory.misrouting_risk_direct])
+def test_reading_none_is_a_clear_error(fn):
+    m = random_model(0)
+    with pytest.raises(ValueError, match="reading must be one of"):
+        fn(m, 0, 1, 2.0, None)
+
+
+def test_proof_first_line_is_reading_a_and_refuses_arrays():
+    m = random_model(1)
+    assert theory.proof_first_line_dense(m, 0, 1, 1.3) == pytest.approx(theory.misrouting_risk(m, 0, 1, 1.3, "A")[0])
+    with pytest.raises(ValueError, match="eta must be a scalar"):
+        theory.proof_first_line_dense(m, 0, 1, [1.0, 2.0])
