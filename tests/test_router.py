@@ -6,6 +6,7 @@ from threadpoolctl import threadpool_limits
 
 from moe_companion import BlockModel
 from moe_companion import router as R
+from moe_companion import theory
 
 threadpool_limits(1)
 
@@ -73,7 +74,7 @@ def test_printed_rule_with_true_covariances_is_still_wrong():
 def test_routed_risk_matches_theorem2_with_accurate_router():
     m = R.router_model(k=4, block_dim=8, sigma2=0.05, seed=0)
     res = R.routed_risk(m, R.bayes_router(m), n_test=40000, seed=1)
-    rs, _ = R.theorem2_risks(m)
+    rs = float(theory.risk_sparse(m))
     assert res["error_rate"] < 0.005
     assert abs(res["risk"] - rs) < 4 * res["risk_se"] + 0.005
     np.testing.assert_allclose(res["confusion"].sum(axis=1), 1.0)
@@ -108,3 +109,40 @@ def test_bad_inputs():
         R.accuracy_curve(m, [0])
     with pytest.raises(ValueError, match="k"):
         R.router_model(k=0)
+
+
+def test_routed_risk_reference_estimates_match_theorem2_closed_forms():
+    # independent check of the Monte Carlo references the chapter overlays on Theorem 2's curves
+    m = R.router_model(k=3, block_dim=4, sigma2=0.7, seed=2)
+    res = R.routed_risk(m, R.bayes_router(m), n_test=60000, seed=4, with_reference=True)
+    assert abs(res["dense_risk"] - float(theory.risk_dense(m))) < 4 * res["dense_risk_se"]
+    assert abs(res["oracle_risk"] - float(theory.risk_sparse(m))) < 4 * res["oracle_risk_se"]
+
+
+def test_seed_accepts_generator_and_is_reproducible():
+    m = R.router_model(k=2, block_dim=3, sigma2=0.5)
+    a = R.sample_balanced(m, 20, seed=np.random.default_rng(5))[0]
+    b = R.sample_balanced(m, 20, seed=np.random.default_rng(5))[0]
+    np.testing.assert_array_equal(a, b)
+    out1 = R.accuracy_curve(m, [40], n_test=500, reps=2, seed=3, with_sklearn=False)
+    out2 = R.accuracy_curve(m, [40], n_test=500, reps=2, seed=3, with_sklearn=False)
+    np.testing.assert_array_equal(out1["corrected"], out2["corrected"])
+    with pytest.raises(TypeError, match="^seed"):
+        R.sample_balanced(m, 20, seed=np.random.RandomState(0))
+
+
+def test_bad_inputs_issue14():
+    m = R.router_model(k=2, block_dim=3, sigma2=1.0)
+    with pytest.raises(TypeError, match="^router must be a fitted QDARouter"):
+        R.routed_risk(m, "bayes")
+    other = R.bayes_router(R.router_model(k=3, block_dim=3))
+    with pytest.raises(ValueError, match="^router must route"):
+        R.routed_risk(m, other)
+    with pytest.raises(ValueError, match="^n_test is too large"):
+        R.routed_risk(m, R.bayes_router(m), n_test=10**12)
+    with pytest.raises(ValueError, match="^n is too large"):
+        R.sample_balanced(m, 10**12)
+    with pytest.raises(ValueError, match="^n_test is too large"):
+        R.accuracy_curve(m, [40], n_test=10**12)
+    with pytest.raises(ValueError, match="^experts must list"):
+        R.routed_risk(m, R.bayes_router(m), experts=[np.zeros(3)])
