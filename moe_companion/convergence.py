@@ -36,6 +36,7 @@ __all__ = [
     "Design",
     "check_shape",
     "block_spectra",
+    "limit_spectra",
     "noisy_block_design",
     "nonzero_singular_values",
     "spike_map",
@@ -139,6 +140,21 @@ def block_spectra(k: int, r: int, *, lo: float = 1.0, hi: float = 2.0, spread: f
     spread = v.check_scalar(spread, "spread", lower=0.0, lower_inclusive=False)
     scale = spread ** (np.arange(k) / max(k - 1, 1))
     return scale[:, None] * np.linspace(hi, lo, r)[None, :]
+
+
+def limit_spectra(k: int, *, lo: float = 1.0, hi: float = 2.0, spread: float = 1.0, atoms: int = 48) -> np.ndarray:
+    """The ``n -> inf`` limit of :func:`block_spectra` (Assumption 4.4 ii) as ``atoms`` quantiles per block.
+
+    Block ``i``'s singular values fill ``spread^(i/(k-1)) [lo, hi]`` uniformly; the atoms are the midpoint
+    quantiles ``lo + (hi - lo)(j + 1/2)/atoms``, shape (k, atoms).
+    """
+    k = v.check_int(k, "k", lower=1)
+    atoms = v.check_int(atoms, "atoms", lower=1)
+    lo = v.check_scalar(lo, "lo", lower=0.0, lower_inclusive=False)
+    hi = v.check_scalar(hi, "hi", lower=lo)
+    spread = v.check_scalar(spread, "spread", lower=0.0, lower_inclusive=False)
+    scale = spread ** (np.arange(k) / max(k - 1, 1))
+    return scale[:, None] * (hi - (hi - lo) * (np.arange(atoms) + 0.5) / atoms)[None, :]
 
 
 def noisy_block_design(n: int, c: float, sigma2: float, k: int, lambdas=None, *, seed: int = 0) -> Design:
@@ -341,7 +357,7 @@ def rate_table(n: int, c: float, sigma2: float, k: int = 4, *, lo: float = 1.0, 
     lam = block_spectra(k, min(m, di), lo=lo, hi=hi, spread=spread)
     des = noisy_block_design(n, c, sigma2, k, lam, seed=seed)
     me, pr = measured_rates(des), predicted_rates(lam, sigma2, c, k)
-    co = corrected_rates(block_spectra(k, 64, lo=lo, hi=hi, spread=spread), sigma2, c)  # the n -> inf spectrum
+    co = corrected_rates(limit_spectra(k, lo=lo, hi=hi, spread=spread), sigma2, c)
     return {
         "n": n, "c": c, "sigma2": sigma2, "spread": float(spread),
         "measured_dense": me["dense"], "measured_sparse_max": float(me["sparse"].max()),
@@ -481,7 +497,7 @@ def _ipn_stieltjes(x, lam2, s2, c) -> np.ndarray:
     return m
 
 
-def info_plus_noise_edges(lam2, sigma2: float, c: float, *, npts: int = 400) -> tuple[float, float]:
+def info_plus_noise_edges(lam2, sigma2: float, c: float, *, npts: int = 150) -> tuple[float, float]:
     """Edges ``(s_min^2, s_max^2)`` of the limit spectrum of ``Xbar Xbar^T`` for ``Xbar = X + E`` (c > 1).
 
     Same convention as :func:`spike_map`: ``X`` has ``r`` rows, ``c r`` columns and squared singular values
@@ -539,7 +555,13 @@ def _corrected(raw: bytes, shape, s2: float, c: float, atoms: int) -> dict:
                 "smax2_sparse": nan, "smin2_sparse": nan}
     q = (np.arange(atoms) + 0.5) / atoms
     h = [np.quantile(row**2, q) if row.size > atoms else row**2 for row in lam]
-    blocks = [info_plus_noise_edges(hi, s2 / k, c) for hi in h]
+    seen: dict[bytes, tuple[float, float]] = {}
+    blocks = []
+    for hi in h:  # identical blocks are solved once
+        key = hi.tobytes()
+        if key not in seen:
+            seen[key] = info_plus_noise_edges(hi, s2 / k, c)
+        blocks.append(seen[key])
     lo_d, hi_d = info_plus_noise_edges(np.concatenate(h), s2, c)
     smin2_s = np.array([b[0] for b in blocks])
     smax2_s = np.array([b[1] for b in blocks])

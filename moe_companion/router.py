@@ -226,7 +226,8 @@ def sklearn_qda(xbar, z):
     z = np.asarray(z)
     counts = np.bincount(z)
     if counts.min() <= xbar.shape[1]:
-        raise ValueError(f"n too small for sklearn QDA: smallest class has {counts.min()} rows, needs > d={xbar.shape[1]}")
+        raise ValueError(f"n too small for sklearn QDA: smallest class has {counts.min()} rows, "
+                         f"needs > d={xbar.shape[1]}")
     return QuadraticDiscriminantAnalysis(solver="eigen").fit(xbar, z)
 
 
@@ -255,7 +256,8 @@ def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3,
     dict
         ``n`` (shape (m,)); ``bayes`` and ``bayes_se`` (scalars: Monte Carlo accuracy and its
         standard error); for each of ``printed``, ``corrected``, ``sklearn``: mean accuracy over reps,
-        shape (m,); ``<kind>_se``: standard error over the reps (nan for one rep).
+        shape (m,); ``<kind>_se``: standard error over the reps (nan for one rep); ``<kind>_reps``: the
+        accuracies of every training set, shape (m, reps).
     """
     model = check_model(model)
     ns = np.array([_check_rows(n, model.d, "n") for n in np.atleast_1d(ns)])
@@ -280,6 +282,7 @@ def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3,
                 acc["sklearn"][a, r] = np.mean(sklearn_qda(xb, z).predict(test.xbar) == test.z)
     for kname in kinds:
         out[kname] = acc[kname].mean(axis=1)
+        out[f"{kname}_reps"] = acc[kname]
         out[f"{kname}_se"] = (acc[kname].std(axis=1, ddof=1) / np.sqrt(reps) if reps > 1
                               else np.full(ns.size, np.nan))
     return out
@@ -388,13 +391,15 @@ def excess_curve(model: BlockModel, ns, *, n_test: int = 40000, reps: int = 4, s
 
     Returns ``n``, ``corrected``, ``printed`` (mean excess over ``reps`` training sets, on a common
     test set), their standard errors over the reps (``corrected_se``, ``printed_se``; the common test set's
-    own error is shared by every ``n``), ``bayes`` and the log-log slope ``slope_corrected``.
+    own error is shared by every ``n``), the per-training-set excess ``corrected_reps``/``printed_reps`` (shape
+    (reps, m)), ``bayes`` and the log-log slope ``slope_corrected``.
     """
     out = accuracy_curve(model, ns, n_test=n_test, reps=reps, seed=seed, with_sklearn=False)
     exc_c = out["bayes"] - out["corrected"]
     exc_p = out["bayes"] - out["printed"]
     return {"n": out["n"], "corrected": exc_c, "printed": exc_p, "bayes": out["bayes"],
             "corrected_se": out["corrected_se"], "printed_se": out["printed_se"],
+            "corrected_reps": out["bayes"] - out["corrected_reps"].T, "printed_reps": out["bayes"] - out["printed_reps"].T,
             "slope_corrected": loglog_slope(out["n"], exc_c)}
 
 

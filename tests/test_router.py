@@ -4,9 +4,8 @@ import pytest
 from scipy.stats import multivariate_normal
 from threadpoolctl import threadpool_limits
 
-from moe_companion import BlockModel
+from moe_companion import BlockModel, theory
 from moe_companion import router as R
-from moe_companion import theory
 
 threadpool_limits(1)
 
