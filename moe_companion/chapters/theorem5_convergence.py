@@ -299,3 +299,59 @@ def findings(*, seed: int = 0, reps: int = 3) -> list[F.Finding]:
                 what=f"points (dense and slowest block, every slider state) where {label} is within reach",
                 statement=f"Calibration of the '{fig}' figure's Monte Carlo markers against {label}."))
     return out
+
+
+# -------------------------------------------------------------------------------------------------- tables
+def index_table(*, seed: int = 1):
+    """Per matrix of one small design (n = 80, c = 2, σ² = 0.5): extreme squared singular values, the condition
+    rate 1 − s_min²/s_max² (smallest non-zero) and GD's measured contraction (3,000 iterations)."""
+    import pandas as pd
+
+    des = C.noisy_block_design(80, 2.0, 0.5, K, seed=seed)
+    rng = v.check_random_state(0)
+    rows = []
+    for name, a in [("dense", des.xbar)] + [(f"block {i}", des.block(i)) for i in range(K)]:
+        s = C.nonzero_singular_values(a)
+        got = C.contraction(C.gradient_descent(a, rng.standard_normal(a.shape[0]), 3000)["residual"])
+        rows.append({"matrix": name, "shape": a.shape, "s_max²": s[0] ** 2, "s_min² (non-zero)": s[-1] ** 2,
+                     "1 − s_min²/s_max²": 1 - s[-1] ** 2 / s[0] ** 2, "measured GD contraction": got})
+    return pd.DataFrame(rows).round(5)
+
+
+def extremes_table(ns=(128, 256, 512, 1024), *, seed: int = 0):
+    """Extreme squared singular values (c = 2, σ² = 0.5, equal spectra) against n: measured, spike map ("pred")
+    and information-plus-noise edge ("ipn")."""
+    import pandas as pd
+
+    keys = ["n", "smax2_dense", "smax2_dense_pred", "smax2_dense_ipn", "smin2_dense", "smin2_dense_pred",
+            "smin2_dense_ipn", "smax2_block0", "smax2_block0_pred", "smax2_block0_ipn", "smin2_block0",
+            "smin2_block0_pred", "smin2_block0_ipn"]
+    rows = [C.rate_table(n, 2.0, 0.5, K, seed=seed) for n in ns]
+    return pd.DataFrame([{key: r[key] for key in keys} for r in rows]).round(3)
+
+
+def rates_table(cases=((256, 2.0, 0.5, 1.0), (256, 2.0, 2.0, 1.0), (256, 4.0, 0.5, 1.0), (256, 2.0, 0.5, 3.0),
+                       (256, 2.0, 4.0, 3.0))):
+    """Measured (mean over 3 designs) and predicted rates for a few designs (n, c, σ², spread)."""
+    import pandas as pd
+
+    keys = ["n", "c", "sigma2", "spread", "measured_dense", "measured_sparse_max", "measured_sparse_min",
+            "corrected_dense", "corrected_sparse_max", "paper_dense", "paper_sparse_max", "spike_sparse_max"]
+    rows = [replicates(n, c, s2, g) for n, c, s2, g in cases]
+    return pd.DataFrame([{key: r[key] for key in keys} for r in rows]).round(4)
+
+
+def spiked_table(*, seed: int = 0):
+    """The spiked regime (spikes 3 and 2.5 per block, n = 512, c = 2, σ² = 0.5): measured vs predicted."""
+    import pandas as pd
+
+    sp = C.spiked_rates(512, 2.0, 0.5, K, seed=seed)
+    me, pr = sp["measured"], sp["predicted"]
+    return pd.DataFrame({
+        "measured rate": [me["dense"], me["sparse"].max()],
+        "predicted rate": [pr["dense"]["rate"], pr["sparse"]["rate"]],
+        "s_max² measured": [me["smax2_dense"], me["smax2_sparse"][0]],
+        "s_max² predicted": [pr["dense"]["smax2"], pr["sparse"]["smax2"]],
+        "s_min² measured": [me["smin2_dense"], me["smin2_sparse"][0]],
+        "s_min² predicted": [pr["dense"]["smin2"], pr["sparse"]["smin2"]]},
+        index=["dense", "sparse (block 0 / slowest)"]).round(4)
