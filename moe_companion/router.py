@@ -399,7 +399,8 @@ def excess_curve(model: BlockModel, ns, *, n_test: int = 40000, reps: int = 4, s
     exc_p = out["bayes"] - out["printed"]
     return {"n": out["n"], "corrected": exc_c, "printed": exc_p, "bayes": out["bayes"],
             "corrected_se": out["corrected_se"], "printed_se": out["printed_se"],
-            "corrected_reps": out["bayes"] - out["corrected_reps"].T, "printed_reps": out["bayes"] - out["printed_reps"].T,
+            "corrected_reps": out["bayes"] - out["corrected_reps"].T,
+            "printed_reps": out["bayes"] - out["printed_reps"].T,
             "slope_corrected": loglog_slope(out["n"], exc_c)}
 
 

@@ -81,7 +81,8 @@ def routing_risk_traces(alpha: float = 0.0, *, n: int = 640, n_test: int = 8000,
                      symbol="diamond"),
         style.points(x, col("bayes_risk"), col("bayes_risk_se"), "router", "sparse, Bayes router (Monte Carlo)",
                      symbol="square").update(mode="lines+markers", line=dict(color=style.COLORS["router"])),
-        style.line(x, col("corrected_risk"), "accent", f"sparse, corrected router (n = {n})").update(mode="lines+markers"),
+        style.line(x, col("corrected_risk"), "accent", f"sparse, corrected router (n = {n})")
+        .update(mode="lines+markers"),
         style.line(x, col("printed_risk"), "paper", f"sparse, printed router (n = {n})", kind="paper")
         .update(mode="lines+markers"),
     ]
@@ -95,7 +96,8 @@ FIGURES = {
         initial={"sigma2": 1.0, "alpha": 0.0}, labels={"sigma2": "σ²", "alpha": "spectral decay α"},
         layout=dict(title="Routing accuracy vs training size n (k = 4, dᵢ = 8)", **_ACC_LAYOUT),
         caption="Routing accuracy against the training size for the printed App. A.7 rule, the corrected plug-in "
-                "Bayes rule, scikit-learn QDA, the Bayes router and chance; sliders: noise variance and spectral decay."),
+                "Bayes rule, scikit-learn QDA, the Bayes router and chance; sliders: noise variance and spectral "
+                "decay."),
     "experts": FigureSpec(
         experts_traces, {"k": [2, 4, 8, 16]}, initial={"k": 4}, labels={"k": "experts k"}, fmt="{:.0f}",
         layout=dict(title="Routing accuracy vs n for k experts (σ² = 0.5)", **_ACC_LAYOUT),
@@ -171,7 +173,8 @@ def findings(*, seed: int = 0, reps: int = 4, n_test: int = 20000) -> list[F.Fin
     out.append(F.finding(
         "theorem1_router.corrected_rate",
         statement="With the Bayes-rule score (plug-in Ĉᵢ, known σ²) the excess risk vanishes like n^slope, faster "
-                  "than the n^(−1/2) that the bound's 1/ε² implies: the bound holds (for a large enough C) but is loose.",
+                  "than the n^(−1/2) that the bound's 1/ε² implies: the bound holds (for a large enough C) but is "
+                  "loose.",
         paper_claim="App. A.7.1: n ≥ C M²/ε² Σ max{dᵢ, log(k/δ)}, i.e. R − R* ≲ n^(−1/2)",
         value={"slope": slope, "excess_first": float(exc_c[:, 0].mean()), "excess_last": float(exc_c[:, -1].mean()),
                "n_first": EXCESS_NS[0], "n_last": EXCESS_NS[-1], "gap_2560": gap},
@@ -206,7 +209,8 @@ def findings(*, seed: int = 0, reps: int = 4, n_test: int = 20000) -> list[F.Fin
                   "the Theorem 2 chapter).",
         paper_claim="Sec. 4.1: the router analysis \"decouples the analysis of expert performance from the challenge "
                     "of routing\"",
-        value={"diff_s2": r2["bayes_risk"] - r2["mc_dense"], "routed_s2": r2["bayes_risk"], "dense_s2": r2["risk_dense"],
+        value={"diff_s2": r2["bayes_risk"] - r2["mc_dense"], "routed_s2": r2["bayes_risk"],
+               "dense_s2": r2["risk_dense"],
                "routed_s1": r1["bayes_risk"], "sparse_s1": r1["risk_sparse"], "dense_s1": r1["risk_dense"],
                "cost_s01": by[0.1]["bayes_cost"], "cost_s1": r1["bayes_cost"], "thm4_cost_s1": r1["thm4_cost"]},
         uncertainty=F.se(r2["bayes_paired_se"], f"paired Monte Carlo, {n_test:,} common test points", n=n_test,

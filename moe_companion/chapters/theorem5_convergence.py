@@ -85,7 +85,8 @@ def singular_value_traces(sigma2: float = 0.5, c: float = 2.0, *, n: int = 256, 
     meas = np.concatenate([C.nonzero_singular_values(des.block(i)) ** 2 for i in range(k)])
     grid = np.linspace(x2.min(), x2.max(), 60)
     return [
-        go.Scatter(x=style._rounded(x2), y=style._rounded(meas), mode="markers", name="measured s² of X̄ᵢ (matched by rank)",
+        go.Scatter(x=style._rounded(x2), y=style._rounded(meas), mode="markers",
+                   name="measured s² of X̄ᵢ (matched by rank)",
                    marker=dict(size=4, color=style.COLORS["sparse"])),
         style.line(grid, C.spike_map(grid, float(sigma2) / k, c), "sparse", "spike map, block noise σ²/k",
                    kind="reference"),
@@ -129,7 +130,8 @@ FIGURES = {
                 "information-plus-noise limit derived here (solid); sliders: sigma^2 and c."),
     "rates_vs_sigma2": FigureSpec(
         rates_vs_sigma2_traces, GRID_SIGMA2, initial={"spread": 3.0}, labels={"spread": "spread g"},
-        layout=dict(title="GD rate ρ vs σ² (n = 256, c = 2, k = 4)", xaxis=style.log_axis("σ² (feature-noise variance)"),
+        layout=dict(title="GD rate ρ vs σ² (n = 256, c = 2, k = 4)",
+                    xaxis=style.log_axis("σ² (feature-noise variance)"),
                     yaxis=style.axis("ρ = 1 − s_min²/s_max² (dimensionless)", range=[-0.3, 1.02]), legend=_LEGEND),
         caption="Measured GD rates (markers, mean and 2 s.e. over 3 designs) against sigma^2 with Theorem 5 as "
                 "printed (dashed) and the information-plus-noise limit (solid); slider: block-spectrum spread."),
@@ -248,7 +250,8 @@ def findings(*, seed: int = 0, reps: int = 3) -> list[F.Finding]:
         statement="A corrected Theorem 5 (derived here, not in the paper): the rates 1 − s_min²/s_max² with the "
                   "edges of the information-plus-noise limit spectrum (Dozier & Silverstein 2007; blocks at "
                   "noise level σ²/k) match the measured GD rates at n = 256 over every slider state.",
-        paper_claim="App. A.5 (mixes noisy and clean singular values; the spike map does not apply to full-rank blocks)",
+        paper_claim="App. A.5 (mixes noisy and clean singular values; the spike map does not apply to full-rank "
+                    "blocks)",
         value={"worst_diff": dd if key_d else ds, "sigma2": worst["sigma2"], "c": worst["c"], "spread": worst["spread"],
                "n": 256, "n_states": len(at256) + len(rows_s)},
         uncertainty=F.se(worst["measured_dense_se"] if key_d else worst["measured_sparse_max_se"],
@@ -265,7 +268,8 @@ def findings(*, seed: int = 0, reps: int = 3) -> list[F.Finding]:
         "theorem5_convergence.ordering",
         statement="Under Assumption 4.4 the dense design converges more slowly than every sparse block "
                   "(ρ_Sparse,i < ρ_Dense) at every state of both rate figures.",
-        paper_claim="Sec. 4.4: \"Typically, ρ_Sparse,i ≤ ρ_Dense, which implies faster convergence for sparse estimators\"",
+        paper_claim="Sec. 4.4: \"Typically, ρ_Sparse,i ≤ ρ_Dense, which implies faster convergence for sparse "
+                    "estimators\"",
         value={"min_margin": m, "sigma2": mr["sigma2"], "c": mr["c"], "n": mr["n"], "spread": mr["spread"],
                "n_states": len(allrows), "dense_eq": base["measured_dense"], "sparse_eq": base["measured_sparse_max"],
                "dense_g3": iso["measured_dense"], "sparse_g3": iso["measured_sparse_max"]},
