@@ -31,6 +31,7 @@ from .model import BlockModel, check_model
 
 __all__ = [
     "ROUTER_KINDS",
+    "MAX_TEST_ELEMENTS",
     "QDARouter",
     "balanced_counts",
     "sample_balanced",
@@ -40,13 +41,9 @@ __all__ = [
     "accuracy_curve",
     "routed_risk",
     "router_model",
-    "theorem2_risks",
     "loglog_slope",
-    "accuracy_traces",
-    "accuracy_table",
     "excess_curve",
     "routing_risk_rows",
-    "routing_risk_traces",
     "printed_rule_true_covariances",
     "misrouting_cost",
     "posterior_moe_risk",
@@ -54,7 +51,17 @@ __all__ = [
 ]
 
 ROUTER_KINDS = ("printed", "corrected", "bayes")
+#: Largest sample (rows x d features) one call draws: 2**27 float64 = 1 GiB.
+MAX_TEST_ELEMENTS = 2**27
 
+
+def _check_rows(n: int, d: int, name: str) -> int:
+    """``n`` as an int >= 1 whose ``n x d`` float64 sample stays under :data:`MAX_TEST_ELEMENTS`."""
+    n = v.check_int(n, name, lower=1)
+    if n * d > MAX_TEST_ELEMENTS:
+        raise ValueError(f"{name} is too large: {n:,} rows x d = {d} features would need {8 * n * d / 2**30:.3g} GiB "
+                         f"(limit {MAX_TEST_ELEMENTS:,} entries = {8 * MAX_TEST_ELEMENTS / 2**30:g} GiB)")
+    return n
 
 @dataclass(frozen=True)
 class QDARouter:
@@ -128,7 +135,7 @@ def balanced_counts(n: int, p) -> np.ndarray:
     return counts
 
 
-def sample_balanced(model: BlockModel, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def sample_balanced(model: BlockModel, n: int, seed=0) -> tuple[np.ndarray, np.ndarray]:
     """A training set with exactly :func:`balanced_counts` rows per expert.
 
     Returns
@@ -139,8 +146,9 @@ def sample_balanced(model: BlockModel, n: int, seed: int = 0) -> tuple[np.ndarra
         Expert labels (sorted by expert).
     """
     model = check_model(model)
+    n = _check_rows(n, model.d, "n")
     counts = balanced_counts(n, model.p)
-    rng = np.random.default_rng(v.check_seed(seed))
+    rng = v.check_random_state(seed)
     z = np.repeat(np.arange(model.k), counts)
     x = np.zeros((n, model.d))
     start = 0
@@ -220,11 +228,12 @@ def sklearn_qda(xbar, z):
     z = np.asarray(z)
     counts = np.bincount(z)
     if counts.min() <= xbar.shape[1]:
-        raise ValueError(f"n too small for sklearn QDA: smallest class has {counts.min()} rows, needs > d={xbar.shape[1]}")
+        raise ValueError(f"n too small for sklearn QDA: smallest class has {counts.min()} rows, "
+                         f"needs > d={xbar.shape[1]}")
     return QuadraticDiscriminantAnalysis(solver="eigen").fit(xbar, z)
 
 
-def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3, seed: int = 0,
+def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3, seed=0,
                    with_sklearn: bool = True) -> dict:
     """Routing accuracy of every router against the training size ``n``.
 
@@ -241,21 +250,23 @@ def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3,
         Test draws for the Monte Carlo accuracies.
     reps : int
         Independent training sets per ``n`` (their accuracies are averaged).
-    seed : int
+    seed : int, None or numpy Generator
+        The test set is drawn first, then the training sets in order (one stream).
 
     Returns
     -------
     dict
         ``n`` (shape (m,)); ``bayes`` and ``bayes_se`` (scalars: Monte Carlo accuracy and its
         standard error); for each of ``printed``, ``corrected``, ``sklearn``: mean accuracy over reps,
-        shape (m,).
+        shape (m,); ``<kind>_se``: standard error over the reps (nan for one rep); ``<kind>_reps``: the
+        accuracies of every training set, shape (m, reps).
     """
     model = check_model(model)
-    ns = np.array([v.check_int(n, "n", lower=1) for n in np.atleast_1d(ns)])
-    n_test = v.check_int(n_test, "n_test", lower=1)
+    ns = np.array([_check_rows(n, model.d, "n") for n in np.atleast_1d(ns)])
+    n_test = _check_rows(n_test, model.d, "n_test")
     reps = v.check_int(reps, "reps", lower=1)
-    seed = v.check_seed(seed)
-    test = model.sample(n_test, seed=seed)
+    rng = v.check_random_state(seed)
+    test = model.sample(n_test, seed=rng)
     hit_bayes = bayes_router(model).predict(test.xbar) == test.z
     acc_b = hit_bayes.mean()
     out = {"n": ns, "bayes": float(acc_b), "bayes_se": float(np.sqrt(acc_b * (1 - acc_b) / n_test))}
@@ -263,7 +274,7 @@ def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3,
     acc = {kname: np.full((ns.size, reps), np.nan) for kname in kinds}
     for a, n in enumerate(ns):
         for r in range(reps):
-            xb, z = sample_balanced(model, int(n), seed=seed + 1 + 1000 * a + r)
+            xb, z = sample_balanced(model, int(n), seed=rng)
             counts = np.bincount(z, minlength=model.k)
             if np.all(counts > np.array(model.dims)):
                 for kname in ("printed", "corrected"):
@@ -273,10 +284,14 @@ def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3,
                 acc["sklearn"][a, r] = np.mean(sklearn_qda(xb, z).predict(test.xbar) == test.z)
     for kname in kinds:
         out[kname] = acc[kname].mean(axis=1)
+        out[f"{kname}_reps"] = acc[kname]
+        out[f"{kname}_se"] = (acc[kname].std(axis=1, ddof=1) / np.sqrt(reps) if reps > 1
+                              else np.full(ns.size, np.nan))
     return out
 
 
-def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: int = 20000, seed: int = 0) -> dict:
+def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: int = 20000, seed=0,
+                with_reference: bool = False) -> dict:
     """Test risk of the sparse MoE when a (possibly imperfect) router picks the expert.
 
     Each test point ``xbar`` is sent to expert ``j = router.predict(xbar)`` which predicts
@@ -289,7 +304,12 @@ def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: i
     experts : sequence of k arrays, shapes (d_i,), optional
         Expert parameters; default: the Bayes sparse experts of Eq. (3).
     n_test : int
-    seed : int
+    seed : int, None or numpy Generator
+    with_reference : bool
+        Also score, on the same test points, the Bayes dense estimator and the sparse experts with the
+        *true* label (oracle routing): keys ``dense_risk``, ``dense_risk_se``, ``oracle_risk``,
+        ``oracle_risk_se`` (Monte Carlo checks of Theorem 2's closed forms) and ``paired_se`` (s.e. of the
+        paired difference routed − dense).
 
     Returns
     -------
@@ -302,13 +322,19 @@ def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: i
     from .theory import bayes_sparse
 
     model = check_model(model)
+    if not isinstance(router, QDARouter):
+        raise TypeError(f"router must be a fitted QDARouter (e.g. router.bayes_router(model) or "
+                        f"router.fit_router(...)), got {router!r}")
+    if int(router.offsets[-1]) != model.d or router.k != model.k:
+        raise ValueError(f"router must route the model's k={model.k} blocks of d={model.d} features, "
+                         f"got one for k={router.k}, d={int(router.offsets[-1])}")
     if experts is None:
         experts = bayes_sparse(model)
-    experts = [v.check_array(b, f"experts[{i}]", shape=(di,)) for i, (b, di) in enumerate(zip(experts, model.dims))]
     if len(experts) != model.k:
         raise ValueError(f"experts must list k={model.k} vectors, got {len(experts)}")
-    n_test = v.check_int(n_test, "n_test", lower=1)
-    test = model.sample(n_test, seed=v.check_seed(seed))
+    experts = [v.check_array(b, f"experts[{i}]", shape=(di,)) for i, (b, di) in enumerate(zip(experts, model.dims))]
+    n_test = _check_rows(n_test, model.d, "n_test")
+    test = model.sample(n_test, seed=v.check_random_state(seed))
     route = router.predict(test.xbar)
     preds = np.column_stack([test.xbar[:, model.block_slice(j)] @ experts[j] for j in range(model.k)])
     err2 = (preds[np.arange(n_test), route] - test.y) ** 2
@@ -316,19 +342,28 @@ def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: i
     conf = np.zeros((model.k, model.k))
     np.add.at(conf, (test.z, route), 1.0)
     conf /= np.maximum(conf.sum(axis=1, keepdims=True), 1.0)
-    return {
+    se = (lambda a: float(a.std(ddof=1) / np.sqrt(n_test)) if n_test > 1 else float("nan"))  # noqa: E731
+    out = {
         "risk": float(err2.mean()),
-        "risk_se": float(err2.std(ddof=1) / np.sqrt(n_test)) if n_test > 1 else float("nan"),
+        "risk_se": se(err2),
         "error_rate": float(wrong.mean()),
         "correct_part": float((err2 * ~wrong).mean()),
         "misrouted_part": float((err2 * wrong).mean()),
         "confusion": conf,
     }
+    if with_reference:
+        from .theory import bayes_dense
+
+        dense2 = (test.xbar @ np.concatenate(bayes_dense(model)) - test.y) ** 2
+        oracle2 = (preds[np.arange(n_test), test.z] - test.y) ** 2
+        out.update(dense_risk=float(dense2.mean()), dense_risk_se=se(dense2), oracle_risk=float(oracle2.mean()),
+                   oracle_risk_se=se(oracle2), paired_se=se(err2 - dense2))
+    return out
 
 
-# ------------------------------------------------------------------------------ chapter helpers
+# ------------------------------------------------------------------ experiments behind the chapter
 def router_model(k: int = 4, block_dim: int = 8, sigma2: float = 1.0, alpha: float = 0.0, *,
-                 seed: int = 0) -> BlockModel:
+                 seed=0) -> BlockModel:
     """Block model used by the router chapter: block spectra ``lam_j ∝ j^(-alpha)``, mean 1.
 
     ``alpha = 0`` gives ``Sigma_i = I``; larger ``alpha`` concentrates the block's variance in
@@ -343,15 +378,6 @@ def router_model(k: int = 4, block_dim: int = 8, sigma2: float = 1.0, alpha: flo
     return BlockModel.from_spectra([lam] * k, sigma2=sigma2, seed=seed)
 
 
-def theorem2_risks(model: BlockModel) -> tuple[float, float]:
-    """Theorem 2's risks ``(R_sparse_Bayes, R_dense_Bayes)`` (evaluated in each block's eigenbasis)."""
-    model = check_model(model)
-    s2 = model.sigma2
-    rs = sum(p * s2 * np.sum(lam * b**2 / (lam + s2)) for p, (lam, _), b in zip(model.p, model.eigh, model.beta_eigen))
-    rd = sum(p * s2 * np.sum(lam * b**2 / (p * lam + s2)) for p, (lam, _), b in zip(model.p, model.eigh, model.beta_eigen))
-    return float(rs), float(rd)
-
-
 def loglog_slope(n, y) -> float:
     """Least-squares slope of ``log y`` against ``log n`` over the finite, positive points."""
     n = v.check_array(n, "n", ndim=1)
@@ -362,82 +388,61 @@ def loglog_slope(n, y) -> float:
     return float(np.polyfit(np.log(n[ok]), np.log(y[ok]), 1)[0])
 
 
-ROUTER_NS = (40, 64, 96, 160, 320, 640, 1280, 2560)
-
-
-def accuracy_traces(sigma2: float = 1.0, alpha: float = 0.0, k: int = 4, *, block_dim: int = 8,
-                    ns=ROUTER_NS, n_test: int = 8000, reps: int = 2, seed: int = 0) -> list:
-    """Plotly traces: routing accuracy vs ``n`` for the three routers, sklearn and the Bayes ceiling."""
-    import plotly.graph_objects as go
-
-    model = router_model(int(round(k)), block_dim, float(sigma2), float(alpha), seed=seed)
-    out = accuracy_curve(model, ns, n_test=n_test, reps=reps, seed=seed)
-    n = out["n"].astype(float)
-    r3 = lambda a: np.round(a, 4)  # noqa: E731
-    return [
-        go.Scatter(x=n, y=r3(np.full(n.size, out["bayes"])), name="Bayes router (true covariances)",
-                   mode="lines", line=dict(color="black", dash="dash")),
-        go.Scatter(x=n, y=r3(out["corrected"]), name="plug-in Bayes rule (corrected)", mode="lines+markers"),
-        go.Scatter(x=n, y=r3(out["sklearn"]), name="sklearn QDA, all d features", mode="lines+markers"),
-        go.Scatter(x=n, y=r3(out["printed"]), name="App. A.7 rule as printed", mode="lines+markers",
-                   line=dict(color="crimson")),
-        go.Scatter(x=n, y=r3(np.full(n.size, 1.0 / model.k)), name="chance 1/k", mode="lines",
-                   line=dict(color="gray", dash="dot")),
-    ]
-
-
-def accuracy_table(sigma2s, *, n: int = 2560, k: int = 4, block_dim: int = 8, alpha: float = 0.0,
-                   n_test: int = 20000, seed: int = 0) -> list[dict]:
-    """One row per ``sigma2``: accuracies of the Bayes, corrected, sklearn and printed routers at ``n``."""
-    rows = []
-    for s2 in np.atleast_1d(sigma2s):
-        model = router_model(k, block_dim, float(s2), alpha, seed=seed)
-        out = accuracy_curve(model, [n], n_test=n_test, reps=1, seed=seed)
-        rows.append({"sigma2": float(s2), "Bayes": out["bayes"], "Bayes SE": out["bayes_se"],
-                     "corrected": float(out["corrected"][0]), "sklearn QDA": float(out["sklearn"][0]),
-                     "printed (A.7)": float(out["printed"][0]), "chance": 1.0 / k})
-    return rows
-
-
-def excess_curve(model: BlockModel, ns, *, n_test: int = 40000, reps: int = 4, seed: int = 0) -> dict:
+def excess_curve(model: BlockModel, ns, *, n_test: int = 40000, reps: int = 4, seed=0) -> dict:
     """Excess misclassification risk ``R - R*`` of the corrected and printed routers vs ``n``.
 
     Returns ``n``, ``corrected``, ``printed`` (mean excess over ``reps`` training sets, on a common
-    test set) and the log-log slopes ``slope_corrected``.
+    test set), their standard errors over the reps (``corrected_se``, ``printed_se``; the common test set's
+    own error is shared by every ``n``), the per-training-set excess ``corrected_reps``/``printed_reps`` (shape
+    (reps, m)), ``bayes`` and the log-log slope ``slope_corrected``.
     """
     out = accuracy_curve(model, ns, n_test=n_test, reps=reps, seed=seed, with_sklearn=False)
     exc_c = out["bayes"] - out["corrected"]
     exc_p = out["bayes"] - out["printed"]
     return {"n": out["n"], "corrected": exc_c, "printed": exc_p, "bayes": out["bayes"],
+            "corrected_se": out["corrected_se"], "printed_se": out["printed_se"],
+            "corrected_reps": out["bayes"] - out["corrected_reps"].T,
+            "printed_reps": out["bayes"] - out["printed_reps"].T,
             "slope_corrected": loglog_slope(out["n"], exc_c)}
 
 
 def routing_risk_rows(sigma2s, *, n: int = 640, k: int = 4, block_dim: int = 8, alpha: float = 0.0,
-                      n_test: int = 20000, seed: int = 0) -> list[dict]:
+                      n_test: int = 20000, seed=0) -> list[dict]:
     """Risk of the routed sparse MoE (Bayes sparse experts) for each router, beside Theorem 2.
 
-    One row per ``sigma2`` with ``R_sparse`` / ``R_dense`` (Theorem 2, perfect routing / no
-    routing) and, for the Bayes router and the plug-in routers fitted on ``n`` balanced samples,
-    the Monte Carlo risk, its mis-routed part and the mis-routing rate.
+    One row per ``sigma2`` (plain keys): ``risk_dense``, ``risk_sparse`` (Theorem 2 closed forms: no routing /
+    perfect routing, :func:`moe_companion.theory.risk_dense` / ``risk_sparse``); ``mc_dense``, ``mc_oracle``
+    and their ``_se`` (Monte Carlo checks of those closed forms on the Bayes router's test set); and for each
+    router ``r`` in ``bayes``, ``corrected``, ``printed`` (plug-in routers fitted on ``n`` balanced samples):
+    ``r_risk``, ``r_risk_se``, ``r_misrouted``, ``r_error_rate``.  The Bayes router's row also has
+    ``bayes_paired_se`` (s.e. of routed − dense on common points), ``bayes_cost`` (measured cost per mis-route)
+    and ``thm4_cost`` (:func:`misrouting_cost`).  One ``seed`` stream: model, training set, test sets.
     """
+    from .theory import risk_dense, risk_sparse
+
+    n = v.check_int(n, "n", lower=1)
+    rng = v.check_random_state(seed)
     rows = []
     for s2 in np.atleast_1d(sigma2s):
-        model = router_model(k, block_dim, float(s2), alpha, seed=seed)
-        rs, rd = theorem2_risks(model)
-        xb, z = sample_balanced(model, n, seed=seed + 7)
-        routers = {"Bayes": bayes_router(model),
+        model = router_model(k, block_dim, float(s2), alpha, seed=0)
+        xb, z = sample_balanced(model, n, seed=rng)
+        routers = {"bayes": bayes_router(model),
                    "corrected": fit_router("corrected", xb, z, model.dims, model.sigma2),
                    "printed": fit_router("printed", xb, z, model.dims)}
-        row = {"sigma2": float(s2), "R_sparse (Thm 2)": rs, "R_dense (Thm 2)": rd}
-        for name, router in routers.items():
-            res = routed_risk(model, router, n_test=n_test, seed=seed + 11)
-            row[f"{name}: risk"] = res["risk"]
-            row[f"{name}: risk SE"] = res["risk_se"]
-            row[f"{name}: mis-routed part"] = res["misrouted_part"]
-            row[f"{name}: error rate"] = res["error_rate"]
-            if name == "Bayes":
-                row["Bayes: cost per mis-route"] = res["misrouted_part"] / max(res["error_rate"], 1e-300)
-                row["Thm 4 cost (η→0, reading A)"] = misrouting_cost(model, res["confusion"])
+        row = {"sigma2": float(s2), "risk_dense": float(risk_dense(model)), "risk_sparse": float(risk_sparse(model))}
+        test_seed = int(rng.integers(2**63))
+        for name, rt in routers.items():
+            res = routed_risk(model, rt, n_test=n_test, seed=test_seed, with_reference=name == "bayes")
+            row[f"{name}_risk"] = res["risk"]
+            row[f"{name}_risk_se"] = res["risk_se"]
+            row[f"{name}_misrouted"] = res["misrouted_part"]
+            row[f"{name}_error_rate"] = res["error_rate"]
+            if name == "bayes":
+                row.update(mc_dense=res["dense_risk"], mc_dense_se=res["dense_risk_se"],
+                           mc_oracle=res["oracle_risk"], mc_oracle_se=res["oracle_risk_se"],
+                           bayes_paired_se=res["paired_se"],
+                           bayes_cost=res["misrouted_part"] / max(res["error_rate"], 1e-300),
+                           thm4_cost=misrouting_cost(model, res["confusion"]))
         rows.append(row)
     return rows
 
@@ -462,27 +467,6 @@ def misrouting_cost(model: BlockModel, confusion) -> float:
                 num += w * float(misrouting_risk(model, i, j, 1e-9, "A")[1])
                 den += w
     return num / den if den > 0 else float("nan")
-
-
-def routing_risk_traces(alpha: float = 0.0, *, sigma2s=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0), n: int = 640,
-                        n_test: int = 8000, seed: int = 0) -> list:
-    """Plotly traces: test risk vs ``sigma2`` -- Theorem 2 (perfect routing, dense) and routed MoEs."""
-    import plotly.graph_objects as go
-
-    rows = routing_risk_rows(sigma2s, n=n, alpha=alpha, n_test=n_test, seed=seed)
-    x = np.array([r["sigma2"] for r in rows])
-    col = lambda key: np.round([r[key] for r in rows], 4)  # noqa: E731
-    return [
-        go.Scatter(x=x, y=col("R_sparse (Thm 2)"), name="sparse, perfect routing (Thm 2)", mode="lines",
-                   line=dict(color="black")),
-        go.Scatter(x=x, y=col("R_dense (Thm 2)"), name="dense Bayes (Thm 2)", mode="lines",
-                   line=dict(color="black", dash="dash")),
-        go.Scatter(x=x, y=col("Bayes: risk"), name="sparse, Bayes router", mode="lines+markers",
-                   error_y=dict(array=np.round(2 * col("Bayes: risk SE"), 4))),
-        go.Scatter(x=x, y=col("corrected: risk"), name=f"sparse, corrected router (n={n})", mode="lines+markers"),
-        go.Scatter(x=x, y=col("printed: risk"), name=f"sparse, printed router (n={n})", mode="lines+markers",
-                   line=dict(color="crimson")),
-    ]
 
 
 def printed_rule_true_covariances(model: BlockModel) -> QDARouter:

@@ -75,3 +75,59 @@ def test_bad_inputs():
         C.noisy_block_design(30, 2.0, 0.5, 4)
     with pytest.raises(ValueError, match="^c must make d"):
         C.noisy_block_design(40, 1.01, 0.5, 4)
+
+
+def test_bad_inputs_issue14():
+    with pytest.raises(ValueError, match="^residual must have at least window"):
+        C.contraction([])
+    with pytest.raises(ValueError, match="^residual must start above 0"):
+        C.contraction(np.zeros(10))
+    with pytest.raises(ValueError, match="^a must have at least one non-zero entry"):
+        C.gradient_descent(np.zeros((4, 6)), np.ones(4), 10)
+    with pytest.raises(ValueError, match="^n is too large"):
+        C.noisy_block_design(10**6, 2.0, 0.5, 4)
+    with pytest.raises(TypeError, match="^seed"):
+        C.noisy_block_design(40, 2.0, 0.5, 4, seed="x")
+
+
+def test_design_seed_accepts_generator():
+    a = C.noisy_block_design(40, 2.0, 0.5, 4, seed=np.random.default_rng(1)).xbar
+    b = C.noisy_block_design(40, 2.0, 0.5, 4, seed=np.random.default_rng(1)).xbar
+    np.testing.assert_array_equal(a, b)
+
+
+def test_info_plus_noise_edges_reduce_to_marchenko_pastur():
+    # no signal: the limit is Marchenko-Pastur with edges s2 (sqrt(c) -+ 1)^2 (independent closed form)
+    for s2, c in ((0.5, 2.0), (1.0, 4.0)):
+        lo, hi = C.info_plus_noise_edges(np.zeros(8), s2, c)
+        assert lo == pytest.approx(s2 * (np.sqrt(c) - 1) ** 2, rel=0.02)
+        assert hi == pytest.approx(s2 * (np.sqrt(c) + 1) ** 2, rel=0.01)
+
+
+def test_corrected_rate_matches_large_simulation():
+    # independent check: the extreme singular values of one large noisy design (Monte Carlo)
+    n, c, s2 = 1024, 2.0, 0.5
+    r = C.rate_table(n, c, s2, seed=3)
+    assert r["smin2_dense"] == pytest.approx(r["smin2_dense_ipn"], rel=0.06)
+    assert r["smax2_dense"] == pytest.approx(r["smax2_dense_ipn"], rel=0.03)
+    assert r["smin2_block0"] == pytest.approx(r["smin2_block0_ipn"], rel=0.08)
+    assert r["measured_dense"] == pytest.approx(r["corrected_dense"], abs=0.01)
+    assert r["measured_sparse_max"] == pytest.approx(r["corrected_sparse_max"], abs=0.015)
+    # the printed Theorem 5 is far off in the same case
+    assert abs(r["measured_dense"] - r["paper_dense"]) > 0.3
+
+
+def test_hypothesis_counterexample_against_brute_force_grid():
+    # brute force over allowed (lam_min <= lam_max, both > sqrt(c) sigma2): negative printed rates exist
+    # exactly when sigma2 < c^(-1/2), and never go below the derived infimum
+    for c in (1.5, 2.0, 4.0):
+        for s2 in (0.05, 0.2, 0.6, 1.0, 2.0):
+            lo = np.sqrt(c) * s2 * 1.0001
+            grid = lo * np.geomspace(1, 20, 120)
+            rates = np.array([C.paper_rate(l1, lm, s2, c) for i, lm in enumerate(grid) for l1 in grid[i:]])
+            ex = C.hypothesis_counterexample(c, s2)
+            assert ex["exists"] == bool(rates.min() < -1e-9)
+            if ex["exists"]:
+                assert rates.min() >= ex["infimum"] - 1e-9
+                assert ex["rate"] < 0
+            assert rates.max() < 1

@@ -4,7 +4,7 @@ import pytest
 from scipy.stats import multivariate_normal
 from threadpoolctl import threadpool_limits
 
-from moe_companion import BlockModel
+from moe_companion import BlockModel, theory
 from moe_companion import router as R
 
 threadpool_limits(1)
@@ -73,7 +73,7 @@ def test_printed_rule_with_true_covariances_is_still_wrong():
 def test_routed_risk_matches_theorem2_with_accurate_router():
     m = R.router_model(k=4, block_dim=8, sigma2=0.05, seed=0)
     res = R.routed_risk(m, R.bayes_router(m), n_test=40000, seed=1)
-    rs, _ = R.theorem2_risks(m)
+    rs = float(theory.risk_sparse(m))
     assert res["error_rate"] < 0.005
     assert abs(res["risk"] - rs) < 4 * res["risk_se"] + 0.005
     np.testing.assert_allclose(res["confusion"].sum(axis=1), 1.0)
@@ -108,3 +108,68 @@ def test_bad_inputs():
         R.accuracy_curve(m, [0])
     with pytest.raises(ValueError, match="k"):
         R.router_model(k=0)
+
+
+def test_routed_risk_reference_estimates_match_theorem2_closed_forms():
+    # independent check of the Monte Carlo references the chapter overlays on Theorem 2's curves
+    m = R.router_model(k=3, block_dim=4, sigma2=0.7, seed=2)
+    res = R.routed_risk(m, R.bayes_router(m), n_test=60000, seed=4, with_reference=True)
+    assert abs(res["dense_risk"] - float(theory.risk_dense(m))) < 4 * res["dense_risk_se"]
+    assert abs(res["oracle_risk"] - float(theory.risk_sparse(m))) < 4 * res["oracle_risk_se"]
+
+
+def test_seed_accepts_generator_and_is_reproducible():
+    m = R.router_model(k=2, block_dim=3, sigma2=0.5)
+    a = R.sample_balanced(m, 20, seed=np.random.default_rng(5))[0]
+    b = R.sample_balanced(m, 20, seed=np.random.default_rng(5))[0]
+    np.testing.assert_array_equal(a, b)
+    out1 = R.accuracy_curve(m, [40], n_test=500, reps=2, seed=3, with_sklearn=False)
+    out2 = R.accuracy_curve(m, [40], n_test=500, reps=2, seed=3, with_sklearn=False)
+    np.testing.assert_array_equal(out1["corrected"], out2["corrected"])
+    with pytest.raises(TypeError, match="^seed"):
+        R.sample_balanced(m, 20, seed=np.random.RandomState(0))
+
+
+def test_bad_inputs_issue14():
+    m = R.router_model(k=2, block_dim=3, sigma2=1.0)
+    with pytest.raises(TypeError, match="^router must be a fitted QDARouter"):
+        R.routed_risk(m, "bayes")
+    other = R.bayes_router(R.router_model(k=3, block_dim=3))
+    with pytest.raises(ValueError, match="^router must route"):
+        R.routed_risk(m, other)
+    with pytest.raises(ValueError, match="^n_test is too large"):
+        R.routed_risk(m, R.bayes_router(m), n_test=10**12)
+    with pytest.raises(ValueError, match="^n is too large"):
+        R.sample_balanced(m, 10**12)
+    with pytest.raises(ValueError, match="^n_test is too large"):
+        R.accuracy_curve(m, [40], n_test=10**12)
+    with pytest.raises(ValueError, match="^experts must list"):
+        R.routed_risk(m, R.bayes_router(m), experts=[np.zeros(3)])
+
+
+def test_chapter_accuracy_traces_refuses_fractional_k():
+    from moe_companion.chapters import theorem1_router as ch
+
+    with pytest.raises(TypeError, match="^k must be an integer"):
+        ch.accuracy_traces(1.0, 0.0, k=2.6)
+    with pytest.raises(ValueError, match="^k must be >= 1"):
+        ch.accuracy_traces(1.0, 0.0, k=0)
+    with pytest.raises(ValueError, match="^sigma2 must be >= 0"):
+        ch.accuracy_traces(-1.0, 0.0, k=2)
+
+
+def test_calibration_share_counts_points_within_two_se():
+    from moe_companion.chapters._calibration import calibration
+
+    closed = np.zeros(10)
+    se = np.ones(10)
+    mean = np.array([0.5] * 8 + [2.5, 3.5])  # 8 within 2 s.e., 9 within 3 s.e.
+    f = calibration("theorem1_router.x", closed, mean, se, what="points", statement="test")
+    assert f.value["share_2se"] == pytest.approx(0.8) and f.value["share_3se"] == pytest.approx(0.9)
+    rng = np.random.default_rng(0)
+    good = calibration("theorem1_router.y", np.zeros(400), rng.standard_normal(400), np.ones(400), what="p",
+                       statement="calibrated noise")
+    assert good.verdict == "holds"
+    bad = calibration("theorem1_router.z", np.zeros(400), 5 + rng.standard_normal(400), np.ones(400), what="p",
+                      statement="biased")
+    assert bad.verdict == "fails"
