@@ -5,7 +5,8 @@
   open Binder/JupyterLab instead), so its scripts are dropped from every page.
 * plotly.js (4.8 MB) and the figure script (``assets/moe-figures.js``: modebar, aria labels, narrow-screen
   layout, dark mode) load only on pages that have a plotly figure.
-* ``assets/moe-book.css`` on every page: wide maths, tables and code scroll visibly instead of being cut.
+* ``assets/moe-book.css`` on every page: wide maths, tables and code scroll visibly instead of being cut;
+  ``assets/moe-book.js``: search-result snippets without raw TeX.
 * The ``paper`` role marks a number quoted from the paper.
 """
 from __future__ import annotations
@@ -105,5 +106,6 @@ def setup(app):
     # after plotly.min.js (html_js_files, priority 500), before the figures' inline Plotly.newPlot calls
     app.add_js_file("moe-figures.js", priority=600)
     app.add_css_file("moe-book.css")
+    app.add_js_file("moe-book.js", priority=900)  # search snippets without raw TeX
     app.connect("html-page-context", _filter_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "2"}
