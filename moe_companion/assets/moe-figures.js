@@ -108,15 +108,26 @@
       const lines = W.title ? wrap(W.title.replace(/<br\s*\/?>/gi, " "), chars) : [];
       u["title.text"] = lines.join("<br>");
       u["title.font.size"] = fontSize;
-      u["margin.t"] = Math.max(40, 24 + 19 * lines.length);
+      // the title starts below the modebar's row (which would cover it on a phone)
+      u["title.y"] = 1 - 30 / W.height; u["title.yref"] = "container"; u["title.yanchor"] = "top";
+      u["title.x"] = 0; u["title.xref"] = "container"; u["title.xanchor"] = "left"; u["title.pad.l"] = 4;
+      u["margin.t"] = lines.length ? 40 + 19 * lines.length : 36;
       u["margin.l"] = 8; u["margin.r"] = 8;
       u.legend = Object.assign({}, W.legend, { orientation: "h", x: 0, xanchor: "left", xref: "container",
                                                y: 0, yanchor: "bottom", yref: "container", font: { size: 11 } });
+      // smaller tick labels and axis titles leave the plot area >= 300 px on a 390 px phone
+      for (const ax of axisKeys(gd)) {
+        u[ax + ".tickfont.size"] = 10; u[ax + ".title.font.size"] = 12; u[ax + ".title.standoff"] = 4;
+      }
       (L.sliders || []).forEach((s, k) => {
         u[`sliders[${k}].x`] = 0; u[`sliders[${k}].len`] = 1; u[`sliders[${k}].font.size`] = 10;
       });
     } else {
       u["title.text"] = W.title; u["title.font.size"] = null;
+      for (const ax of axisKeys(gd)) {
+        u[ax + ".tickfont.size"] = null; u[ax + ".title.font.size"] = null; u[ax + ".title.standoff"] = null;
+      }
+      for (const k of ["y", "yref", "yanchor", "x", "xref", "xanchor", "pad.l"]) u["title." + k] = null;
       u.margin = Object.assign({}, W.margin); u.legend = Object.assign({}, W.legend); u.height = W.height;
       W.sliders.forEach((s, k) => {
         u[`sliders[${k}].x`] = s.x === undefined ? null : s.x; u[`sliders[${k}].len`] = s.len === undefined ? null : s.len;
