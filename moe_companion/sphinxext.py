@@ -103,8 +103,8 @@ def setup(app):
     _register_bibliography_style()
     app.add_role("paper", paper_role)
     app.connect("config-inited", _add_assets)
-    # after plotly.min.js (html_js_files, priority 500), before the figures' inline Plotly.newPlot calls
-    app.add_js_file("moe-figures.js", priority=600)
+    # after plotly.min.js (html_js_files get priority 800), before the inline Plotly.newPlot calls of the figures
+    app.add_js_file("moe-figures.js", priority=850)
     app.add_css_file("moe-book.css")
     app.add_js_file("moe-book.js", priority=900)  # search snippets without raw TeX
     app.connect("html-page-context", _filter_scripts, priority=900)
