@@ -56,8 +56,8 @@ class BookRenderer(MimetypeRenderer):
     """
 
     #: modebar: PNG and SVG downloads (the SVG button is added by the book's moe-figures.js), no cloud "Share"
-    CONFIG = {"responsive": True, "displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False,
-              "showLink": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+    CONFIG = {"responsive": True, "displaylogo": False, "showSendToCloud": False,
+              "toImageButtonOptions": {"format": "png", "scale": 2}}
 
     def __init__(self, config: Mapping[str, Any] | None = None):
         self.config = {**self.CONFIG, **(config or {})}
