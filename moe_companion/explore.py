@@ -2,16 +2,19 @@
 
 They call the same ``traces_fn`` as :func:`moe_companion.figures.slider_figure`, but evaluate
 it at any slider value (not only on the precomputed grid).  On the static site a frozen widget
-would pretend to be interactive, so book chapters tag explorer cells ``skip-execution`` (the source is shown, never run) and show
+would pretend to be interactive, so book chapters tag explorer cells ``skip-execution`` (the source is shown,
+never run) and show
 the static-slider figure instead.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from . import _validate as v
 from . import style
 from .figures import _check_grid, _evaluate
 
@@ -33,6 +36,9 @@ def live_explorer(
     ``traces_fn`` with the current values and replaces the figure's trace data in place.
     ``explorer.figure`` is the ``FigureWidget`` and ``explorer.sliders`` maps names to sliders.
     """
+    steps = v.check_int(steps, "steps", lower=1)
+    if layout is not None and not isinstance(layout, Mapping):
+        raise TypeError(f"layout must be a mapping of plotly layout properties, got {layout!r}")
     names, values = _check_grid(grid)
     labels = dict(labels or {})
     sliders = {}
@@ -44,7 +50,9 @@ def live_explorer(
             description=labels.get(name, name), continuous_update=False, readout_format=".3g",
             layout=widgets.Layout(width="60%"),
         )
-    fig = go.FigureWidget(layout=dict(template=style.TEMPLATE, **(layout or {})))
+    # the static figure's layout (title, axis titles with symbols and units), minus its sliders
+    fig = go.FigureWidget(layout=dict(template=style.TEMPLATE, height=520, margin=dict(b=60)))
+    fig.update_layout(**{k: val for k, val in (layout or {}).items() if k not in ("sliders", "meta")})
 
     def current() -> tuple[float, ...]:
         return tuple(float(sliders[n].value) for n in names)

@@ -21,9 +21,12 @@ sliders, whatever order they are moved in, and it works in JupyterLab's plotly r
 """
 from __future__ import annotations
 
+import html as html_lib
 import json
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -52,12 +55,19 @@ class BookRenderer(MimetypeRenderer):
     native plotly renderer working; myst-nb ignores it and renders the ``text/html`` entry.
     """
 
+    #: modebar: PNG and SVG downloads (the SVG button is added by the book's moe-figures.js), no cloud "Share"
+    CONFIG = {"responsive": True, "displaylogo": False, "showSendToCloud": False,
+              "toImageButtonOptions": {"format": "png", "scale": 2}}
+
     def __init__(self, config: Mapping[str, Any] | None = None):
-        self.config = {"responsive": True, "displaylogo": False, **(config or {})}
+        self.config = {**self.CONFIG, **(config or {})}
 
     def to_mimebundle(self, fig_dict):
         html = pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
                            config=self.config, validate=False)
+        label = aria_label(fig_dict.get("layout", {}))
+        html = html.replace('class="plotly-graph-div"',
+                            f'class="plotly-graph-div" role="figure" aria-label="{label}"', 1)
         return {
             "text/html": html,
             "application/vnd.plotly.v1+json": {"data": fig_dict.get("data", []),
@@ -65,6 +75,17 @@ class BookRenderer(MimetypeRenderer):
                                                "config": self.config,
                                                MARKER: True},
         }
+
+
+def aria_label(layout: Mapping[str, Any]) -> str:
+    """The figure's accessible name: its title and its caption (``layout.meta["moe_caption"]``), as plain text."""
+    title = layout.get("title") or {}
+    text = title if isinstance(title, str) else (title.get("text") or "")
+    meta = layout.get("meta") or {}
+    caption = meta.get("moe_caption", "") if isinstance(meta, Mapping) else ""
+    plain = re.sub(r"<[^>]+>", " ", ". ".join(t for t in (text, caption) if t))
+    plain = " ".join(plain.split()) or "Interactive figure"
+    return html_lib.escape(plain, quote=True)
 
 
 def register_renderer(make_default: bool = True) -> None:
@@ -132,6 +153,15 @@ def _check_grid(grid: Mapping[str, Sequence[float]]) -> tuple[list[str], list[np
     return names, values
 
 
+def _check_fmt(fmt) -> None:
+    if not isinstance(fmt, str):
+        raise TypeError(f"fmt must be a format string such as '{{:.3g}}', got {fmt!r}")
+    try:
+        fmt.format(1.5)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(f"fmt must format one number, e.g. '{{:.3g}}', got {fmt!r} ({exc})") from None
+
+
 def _label(value: float, fmt: str) -> str:
     return fmt.format(value)
 
@@ -171,6 +201,7 @@ def slider_figure(
     """
     if not callable(traces_fn):
         raise TypeError(f"traces_fn must be callable, got {traces_fn!r}")
+    _check_fmt(fmt)
     names, values = _check_grid(grid)
     labels = dict(labels or {})
     unknown = set(labels) - set(names)

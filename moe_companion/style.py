@@ -61,6 +61,8 @@ _template.layout.font = dict(family="system-ui, -apple-system, Segoe UI, Roboto,
 for _ax in ("xaxis", "yaxis"):
     _template.layout[_ax].exponentformat = "power"
     _template.layout[_ax].automargin = True
+    # log axes: label the decades only (no 9 px "2 3 4 5" minor-digit labels); minor ticks stay as marks
+    _template.layout[_ax].minorloglabels = "none"
 _template.layout.title = dict(x=0.0, xanchor="left", font=dict(size=15))
 pio.templates[TEMPLATE] = _template
 

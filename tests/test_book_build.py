@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import BUILD_HTML, ROOT, toc_pages
 
 pytestmark = pytest.mark.build
@@ -26,8 +25,16 @@ def test_book_builds_without_warnings(built_book):
 def test_every_toc_page_is_built_from_local_assets(built_book, page):
     html = (BUILD_HTML / f"{page}.html").read_text(encoding="utf-8")
     assert not CDN.findall(html), f"{page} references a CDN"
-    # plotly.js is loaded once per page from the vendored copy, never inlined into figures
-    assert html.count("_static/plotly.min.js") == 1
+    # plotly.js is loaded once per page that has a figure, from the vendored copy, never inlined into figures
+    n_figures = html.count('class="plotly-graph-div"')
+    assert html.count("_static/plotly.min.js") == (1 if n_figures else 0), f"{page}: plotly.js on a page without figure"
+    assert html.count("_static/moe-figures.js") == (1 if n_figures else 0)
+    if n_figures:
+        order = [html.index(s) for s in ("_static/plotly.min.js", "_static/moe-figures.js", "Plotly.newPlot(")]
+        assert order == sorted(order), f"{page}: plotly.js, then moe-figures.js, then the figures"
+        if not page.startswith("book/generated/"):  # stored notebooks get their label in the browser
+            assert html.count('role="figure" aria-label="') == n_figures, f"{page}: a figure without aria-label"
+    assert "_static/moe-book.css" in html
     assert "plotly.js v" not in html, f"{page} inlines the plotly.js bundle"
     assert html.count("Plotly.newPlot(") == html.count('class="plotly-graph-div"')
     # an executed ipywidget would be frozen on the static site: no widget state, no widget manager
@@ -49,9 +56,15 @@ def test_launch_buttons_open_the_md_chapter_in_jupyterlab(built_book):
     assert "© Copyright 2023" not in html and "2026, the moe-companion authors" in html
 
 
-@pytest.mark.parametrize("cell, should_fail", [("raise ValueError('boom')", True), ("print('fine')", False)])
-def test_a_cell_error_fails_the_build(tmp_path, cell, should_fail):
-    """The flags of the README's commands turn a failing cell into a failed build (and only that)."""
+@pytest.mark.parametrize("cell, should_fail, marker", [
+    ("raise ValueError('boom')", True, "CellExecutionError"),
+    ("import sys; print('a warning', file=sys.stderr)", True, "stderr"),
+    ("import warnings; warnings.warn('deprecated thing')", True, "stderr"),
+    ("print('fine')", False, None),
+])
+def test_a_cell_error_or_stderr_fails_the_build(tmp_path, cell, should_fail, marker):
+    """The flags of the README's commands turn a failing cell, or one that writes to stderr, into a failed
+    build (and only those)."""
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     (tmp_path / "_vendor").symlink_to(ROOT / "_vendor")
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n")
@@ -66,7 +79,7 @@ def test_a_cell_error_fails_the_build(tmp_path, cell, should_fail):
                           capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     if should_fail:
-        assert proc.returncode != 0 and "CellExecutionError" in log, log[-3000:]
+        assert proc.returncode != 0 and marker in log, log[-3000:]
     else:
         assert proc.returncode == 0, log[-3000:]
 

@@ -144,3 +144,39 @@ def test_fingerprint_sees_a_heatmap_change_when_its_axes_stay():
 
 def test_fingerprint_tells_apart_shares_with_the_same_sum():
     assert fingerprint(go.Bar(y=[0.7, 0.3]).to_plotly_json()) != fingerprint(go.Bar(y=[0.3, 0.7]).to_plotly_json())
+
+
+@pytest.mark.parametrize("steps, exc, match", [(0, ValueError, "steps must be >= 1"), (-3, ValueError, "steps"),
+                                               (2.5, TypeError, "steps")])
+def test_live_explorer_refuses_bad_steps(steps, exc, match):
+    with pytest.raises(exc, match=match):
+        live_explorer(curves, {"a": [0.5, 1.0]}, steps=steps)
+
+
+@pytest.mark.parametrize("fmt, exc", [(123, TypeError), ("{:.3q}", ValueError), ("{0} {1}", ValueError)])
+def test_slider_figure_refuses_bad_fmt_before_evaluating(fmt, exc):
+    calls = []
+
+    def traces(a):
+        calls.append(a)
+        return curves(a)
+
+    with pytest.raises(exc, match="fmt must"):
+        slider_figure(traces, {"a": [0.5, 1.0]}, fmt=fmt)
+    assert calls == [], "fmt must be checked before any trace is computed"
+
+
+def test_live_explorer_gets_the_static_figures_layout():
+    layout = dict(title="T", xaxis=dict(title=dict(text="σ² (noise variance)")), yaxis=dict(title=dict(text="risk")))
+    box = live_explorer(curves, {"a": [0.5, 1.0]}, layout=layout)
+    assert box.figure.layout.xaxis.title.text == "σ² (noise variance)"
+    assert box.figure.layout.yaxis.title.text == "risk" and box.figure.layout.title.text == "T"
+    assert not box.figure.layout.sliders
+
+
+def test_renderer_labels_the_figure_and_drops_the_cloud_button():
+    fig = slider_figure(curves, {"a": [0.5, 1.0]}, layout=dict(title="Risk <i>vs</i> n"))
+    fig.layout.meta["moe_caption"] = 'Dense "and" sparse risk'
+    html = BookRenderer().to_mimebundle(fig.to_plotly_json())["text/html"]
+    assert 'aria-label="Risk vs n. Dense &quot;and&quot; sparse risk"' in html
+    assert '"showSendToCloud": false' in html and '"displaylogo": false' in html

@@ -90,3 +90,42 @@ def test_setting_chapter_runs_and_its_explorer_moves(lab_url, browser):
     page.close()
     assert not foreign, f"requests to non-local hosts: {foreign[:5]}"
     assert not [e for e in errors if "favicon" not in e], f"console errors: {errors[:5]}"
+
+
+MYST_RENDERED = r"""() => ({
+  dropdowns: [...document.querySelectorAll('.jp-MarkdownCell details')].map(d => d.innerText.slice(0, 80)),
+  boxes: [...document.querySelectorAll('.jp-MarkdownCell aside')]
+           .map(a => a.className + ' :: ' + a.innerText.slice(0, 80)),
+  raw: [...document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown, .jp-MarkdownCell .jp-RenderedHTMLCommon')]
+         .filter(e => /\{(dropdown|warning|admonition)\}|^:::/m.test(e.innerText)).length })"""
+
+
+SCROLL_DOWN = """() => { const s = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
+    const end = s.scrollTop + s.clientHeight >= s.scrollHeight - 2; s.scrollTop += 600; return end; }"""
+
+
+def test_myst_directives_render_in_jupyterlab(lab_url, browser):
+    """jupyterlab-myst: a chapter's "Full proof" drop-down is a <details>, its warning box an admonition <aside>."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{lab_url}/lab/tree/book/theorem3_robustness.md")
+    page.wait_for_selector(".jp-NotebookPanel .jp-MarkdownCell", timeout=60_000)
+    page.wait_for_timeout(2000)
+    seen = {"dropdowns": set(), "boxes": set(), "raw": 0}
+    # JupyterLab renders only the cells in view: scroll through the notebook, collecting what rendered
+    for _ in range(80):
+        got = page.evaluate(MYST_RENDERED)
+        seen["dropdowns"] |= set(got["dropdowns"])
+        seen["boxes"] |= set(got["boxes"])
+        seen["raw"] = max(seen["raw"], got["raw"])
+        if page.evaluate(SCROLL_DOWN):
+            break
+        page.wait_for_timeout(250)
+    (ARTIFACTS / "screenshots").mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "screenshots" / "jupyterlab__myst.png"))
+    page.close()
+    assert any("Full proof" in d for d in seen["dropdowns"]), f"no rendered proof drop-down: {seen}"
+    assert any("warning" in b.lower() for b in seen["boxes"]), f"no rendered warning box: {seen}"
+    assert seen["raw"] == 0, "MyST directives shown as source"
+    assert not [e for e in errors if "favicon" not in e], f"console errors: {errors[:5]}"

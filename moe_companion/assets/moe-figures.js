@@ -1,0 +1,196 @@
+/* The book's figures on the page (loaded after plotly.min.js, only on pages that have a figure).
+ *
+ * Every figure goes through Plotly.newPlot, so wrapping it here applies to every figure the same way —
+ * those executed at build time and those stored in the heavy chapters' notebooks:
+ *  - modebar: an SVG download next to PNG, no cloud "Share"/"Edit in Chart Studio" button, no logo;
+ *  - accessibility: role="img"-like figure label (aria-label) from the figure's title and caption;
+ *  - narrow screens (figure < 600 px wide): legend below the plot, title wrapped, sliders across the width,
+ *    thin side margins; restored when the figure is wide again (ResizeObserver);
+ *  - dark mode: colours follow the theme's data-theme attribute (and its later changes).
+ */
+(function () {
+  "use strict";
+  if (!window.Plotly || window.Plotly.__moeWrapped) return;
+  const P = window.Plotly;
+  const NARROW = 600;
+  const DARK = { paper: "rgba(0,0,0,0)", plot: "#15181c", font: "#d6d6d6", grid: "#3a3f45", zero: "#5a6068",
+                 line: "#7a8088", sliderBg: "#3a3f45", sliderActive: "#9aa0a6" };
+
+  const svgButton = {
+    name: "moe-download-svg", title: "Download plot as SVG (vector)",
+    icon: { width: 1000, height: 1000, path: "M500 50 L500 650 M280 430 L500 650 L720 430 M120 720 L120 900 L880 900 L880 720",
+            transform: "", stroke: "currentColor" },
+    click: function (gd) { P.downloadImage(gd, { format: "svg", filename: fileName(gd) }); },
+  };
+  // plotly's icons are filled paths: draw the arrow as a filled shape
+  svgButton.icon.path = "M450 80h100v470l150-150 70 70-270 270-270-270 70-70 150 150zM100 700h100v150h600V700h100v250H100z";
+
+  function plainTitle(layout) {
+    const t = layout && layout.title;
+    const text = typeof t === "string" ? t : (t && t.text) || "";
+    return text.replace(/<br\s*\/?>/gi, " ").replace(/<[^>]+>/g, "").trim();
+  }
+  function fileName(gd) {
+    return (plainTitle(gd.layout) || "figure").toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 60);
+  }
+  function get(obj, path) {
+    return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+  }
+
+  function label(gd) {
+    const title = plainTitle(gd.layout);
+    const meta = (gd.layout && gd.layout.meta) || {};
+    const caption = typeof meta.moe_caption === "string" ? meta.moe_caption : "";
+    const text = [title, caption].filter(Boolean).join(". ") || "Interactive figure";
+    gd.setAttribute("role", "figure");
+    gd.setAttribute("aria-label", text);
+  }
+
+  function axisKeys(gd) {
+    return Object.keys(gd._fullLayout || {}).filter(k => /^[xy]axis\d*$/.test(k));
+  }
+
+  // ------------------------------------------------------------------ theme
+  function themeUpdate(gd, dark) {
+    const keys = { paper_bgcolor: DARK.paper, plot_bgcolor: DARK.plot, "font.color": DARK.font,
+                   "legend.bgcolor": "rgba(0,0,0,0)", "title.font.color": DARK.font };
+    for (const ax of axisKeys(gd)) {
+      keys[ax + ".gridcolor"] = DARK.grid; keys[ax + ".zerolinecolor"] = DARK.zero;
+      keys[ax + ".linecolor"] = DARK.line; keys[ax + ".minor.gridcolor"] = DARK.grid;
+    }
+    (gd.layout.sliders || []).forEach((s, k) => {
+      keys[`sliders[${k}].bgcolor`] = DARK.sliderBg; keys[`sliders[${k}].activebgcolor`] = DARK.sliderActive;
+      keys[`sliders[${k}].bordercolor`] = DARK.line; keys[`sliders[${k}].font.color`] = DARK.font;
+      keys[`sliders[${k}].currentvalue.font.color`] = DARK.font; keys[`sliders[${k}].tickcolor`] = DARK.line;
+    });
+    if (!gd.__moeLight) {
+      gd.__moeLight = {};
+      for (const k of Object.keys(keys)) {
+        const v = get(gd.layout, k.replace(/\[(\d+)\]/g, ".$1"));
+        gd.__moeLight[k] = v === undefined ? null : v;
+      }
+    }
+    return dark ? keys : gd.__moeLight;
+  }
+  function isDark() {
+    return document.documentElement.dataset.theme === "dark";
+  }
+
+  // ------------------------------------------------------------------ narrow screens
+  function wrap(text, width) {
+    const words = text.split(/\s+/);
+    const lines = [];
+    let line = "";
+    for (const w of words) {
+      if (line && (line + " " + w).replace(/<[^>]+>/g, "").length > width) { lines.push(line); line = w; }
+      else line = line ? line + " " + w : w;
+    }
+    if (line) lines.push(line);
+    return lines;
+  }
+  function narrowUpdate(gd, width) {
+    const L = gd.layout;
+    if (!gd.__moeWide) {
+      const t = L.title;
+      gd.__moeWide = {
+        title: typeof t === "string" ? t : (t && t.text) || "",
+        height: L.height || (gd._fullLayout && gd._fullLayout.height) || 450,
+        margin: Object.assign({}, (gd._fullLayout && gd._fullLayout.margin) || {}, L.margin || {}),
+        legend: Object.assign({}, L.legend || {}),
+        sliders: (L.sliders || []).map(s => ({ x: s.x, len: s.len, font: s.font ? Object.assign({}, s.font) : null })),
+      };
+    }
+    const W = gd.__moeWide;
+    const u = {};
+    if (width < NARROW) {
+      const fontSize = 14;
+      const chars = Math.max(20, Math.floor((width - 20) / (fontSize * 0.55)));
+      const lines = W.title ? wrap(W.title.replace(/<br\s*\/?>/gi, " "), chars) : [];
+      u["title.text"] = lines.join("<br>");
+      u["title.font.size"] = fontSize;
+      // the title starts below the modebar's row (which would cover it on a phone)
+      u["title.y"] = 1 - 30 / W.height; u["title.yref"] = "container"; u["title.yanchor"] = "top";
+      u["title.x"] = 0; u["title.xref"] = "container"; u["title.xanchor"] = "left"; u["title.pad.l"] = 4;
+      u["margin.t"] = lines.length ? 40 + 19 * lines.length : 36;
+      u["margin.l"] = 8; u["margin.r"] = 8;
+      u.legend = Object.assign({}, W.legend, { orientation: "h", x: 0, xanchor: "left", xref: "container",
+                                               y: 0, yanchor: "bottom", yref: "container", font: { size: 11 } });
+      // smaller tick labels and axis titles leave the plot area >= 300 px on a 390 px phone
+      for (const ax of axisKeys(gd)) {
+        u[ax + ".tickfont.size"] = 10; u[ax + ".title.font.size"] = 12; u[ax + ".title.standoff"] = 4;
+      }
+      (L.sliders || []).forEach((s, k) => {
+        u[`sliders[${k}].x`] = 0; u[`sliders[${k}].len`] = 1; u[`sliders[${k}].font.size`] = 10;
+      });
+    } else {
+      u["title.text"] = W.title; u["title.font.size"] = null;
+      for (const ax of axisKeys(gd)) {
+        u[ax + ".tickfont.size"] = null; u[ax + ".title.font.size"] = null; u[ax + ".title.standoff"] = null;
+      }
+      for (const k of ["y", "yref", "yanchor", "x", "xref", "xanchor", "pad.l"]) u["title." + k] = null;
+      u.margin = Object.assign({}, W.margin); u.legend = Object.assign({}, W.legend); u.height = W.height;
+      W.sliders.forEach((s, k) => {
+        u[`sliders[${k}].x`] = s.x === undefined ? null : s.x; u[`sliders[${k}].len`] = s.len === undefined ? null : s.len;
+        u[`sliders[${k}].font.size`] = s.font && s.font.size !== undefined ? s.font.size : null;
+      });
+    }
+    return u;
+  }
+
+  function legendRoom(gd) {
+    // after a narrow relayout: grow the figure by the legend's height, so the legend sits below everything
+    const W = gd.__moeWide;
+    const fl = gd._fullLayout;
+    if (!W || !fl || !fl.showlegend || !fl.legend) return null;
+    const h = Math.ceil(fl.legend._height || 0);
+    if (!h) return null;
+    const b = (W.margin.b || 80) + h + 8;
+    const t = (gd.layout.margin && gd.layout.margin.t) || 40;
+    const height = W.height - (W.margin.t || 100) - (W.margin.b || 80) + t + b;
+    if (Math.abs((fl.margin.b || 0) - b) < 2 && Math.abs(fl.height - height) < 2) return null;
+    return { "margin.b": b, height: height };
+  }
+
+  function fit(gd, force) {
+    if (!gd._fullLayout) return Promise.resolve();
+    const width = gd.parentElement ? gd.parentElement.clientWidth : gd.clientWidth;
+    const narrow = width > 0 && width < NARROW;
+    const u = {};
+    // a wide figure in the light theme is left exactly as built (no relayout at load)
+    if (narrow !== !!gd.__moeNarrow || (narrow && (force || Math.abs(width - (gd.__moeWidth || 0)) > 40))) {
+      Object.assign(u, narrowUpdate(gd, width));
+      gd.__moeNarrow = narrow; gd.__moeWidth = width;
+    }
+    const dark = isDark();
+    if (dark !== !!gd.__moeDark) { Object.assign(u, themeUpdate(gd, dark)); gd.__moeDark = dark; }
+    if (!Object.keys(u).length) return Promise.resolve();
+    return P.relayout(gd, u).then(() => {
+      const more = narrow ? legendRoom(gd) : null;
+      return more ? P.relayout(gd, more) : null;
+    });
+  }
+
+  const observer = window.ResizeObserver ? new ResizeObserver(entries => {
+    for (const e of entries) {
+      const gd = e.target.querySelector(".js-plotly-plot");
+      if (gd) { clearTimeout(gd.__moeTimer); gd.__moeTimer = setTimeout(() => fit(gd), 120); }
+    }
+  }) : null;
+  new MutationObserver(() => document.querySelectorAll(".js-plotly-plot").forEach(gd => fit(gd)))
+    .observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+
+  const newPlot = P.newPlot;
+  P.newPlot = function (gd, data, layout, config) {
+    const cfg = Object.assign({ responsive: true }, config || {}, {
+      displaylogo: false, showSendToCloud: false, showEditInChartStudio: false, showLink: false,
+      toImageButtonOptions: Object.assign({ format: "png", scale: 2 }, (config || {}).toImageButtonOptions || {}),
+    });
+    cfg.modeBarButtonsToRemove = [...new Set([...(cfg.modeBarButtonsToRemove || []), "sendDataToCloud", "editInChartStudio"])];
+    cfg.modeBarButtonsToAdd = [...(cfg.modeBarButtonsToAdd || []), svgButton];
+    return newPlot.call(P, gd, data, layout, cfg).then(g => {
+      label(g);
+      return fit(g, true).then(() => { if (observer && g.parentElement) observer.observe(g.parentElement); return g; });
+    });
+  };
+  P.__moeWrapped = true;
+})();
