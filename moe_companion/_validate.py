@@ -169,9 +169,11 @@ def check_size(n: int, width: int, name: str = "n", *, limit: int | None = None)
     Raises a ``ValueError`` naming ``name`` before any allocation, instead of numpy's MemoryError.
     """
     limit = MAX_ELEMENTS if limit is None else limit
-    if n * max(int(width), 1) > limit:
-        raise ValueError(f"{name} too large: {n} x {width} = {n * width:,} array elements exceeds the limit of "
-                         f"{limit:,} (draw in smaller batches)")
+    width = max(int(width), 1)
+    if n * width > limit:
+        raise ValueError(f"{name} is too large: {n:,} x {width:,} = {n * width:,} floats "
+                         f"({8 * n * width / 2**30:.3g} GiB) exceed the limit MAX_ELEMENTS = {limit:,}; "
+                         f"use a smaller {name} or draw in batches")
     return n
 
 

@@ -121,9 +121,7 @@ def check_shape(n, c, k) -> tuple[int, float, int, int, int]:
         raise ValueError(f"c must make d = c*n a positive integer, got c={c:g}, n={n} (c*n={d_float:g})")
     if d % k:
         raise ValueError(f"k must divide d = c*n (blocks of d/k columns), got d={d}, k={k}")
-    if n * d > MAX_ELEMENTS:
-        raise ValueError(f"n is too large: the n x d = {n} x {d} design would need {8 * n * d / 2**30:.3g} GiB "
-                         f"(limit {MAX_ELEMENTS:,} entries = {8 * MAX_ELEMENTS / 2**30:g} GiB)")
+    v.check_size(n, d, "n", limit=MAX_ELEMENTS)  # the n x d design
     return n, c, k, n // k, d // k
 
 

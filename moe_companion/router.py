@@ -57,11 +57,7 @@ MAX_TEST_ELEMENTS = 2**27
 
 def _check_rows(n: int, d: int, name: str) -> int:
     """``n`` as an int >= 1 whose ``n x d`` float64 sample stays under :data:`MAX_TEST_ELEMENTS`."""
-    n = v.check_int(n, name, lower=1)
-    if n * d > MAX_TEST_ELEMENTS:
-        raise ValueError(f"{name} is too large: {n:,} rows x d = {d} features would need {8 * n * d / 2**30:.3g} GiB "
-                         f"(limit {MAX_TEST_ELEMENTS:,} entries = {8 * MAX_TEST_ELEMENTS / 2**30:g} GiB)")
-    return n
+    return v.check_size(v.check_int(n, name, lower=1), d, name, limit=MAX_TEST_ELEMENTS)
 
 @dataclass(frozen=True)
 class QDARouter:

@@ -58,9 +58,7 @@ MAX_ELEMENTS = 50_000_000
 
 
 def _check_size(rows: int, cols: int, what: str) -> None:
-    if rows * cols > MAX_ELEMENTS:
-        raise ValueError(f"{what} needs {rows:,} x {cols:,} = {rows * cols:,} floats, more than the limit "
-                         f"MAX_ELEMENTS = {MAX_ELEMENTS:,} ({MAX_ELEMENTS * 8 / 1e9:.1f} GB); use a smaller n")
+    v.check_size(rows, cols, what, limit=MAX_ELEMENTS)
 
 
 def _blocks(model: BlockModel, beta: np.ndarray) -> list[np.ndarray]:

@@ -147,5 +147,5 @@ def test_spd_test_is_relative_to_the_matrix_scale():
 
 def test_huge_n_is_refused_before_allocating():
     m = BlockModel.toeplitz(4, 8)
-    with pytest.raises(ValueError, match="n too large"):
+    with pytest.raises(ValueError, match="n is too large"):
         m.sample(10 ** 12)
