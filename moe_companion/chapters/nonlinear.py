@@ -199,7 +199,7 @@ FIGURES["classification_noise"] = FigureSpec(
         yaxis=style.axis("test accuracy (%)", range=[0, 100]),
         xaxis=style.axis("model"),
         showlegend=False,
-        margin=dict(t=80),
+        margin=dict(t=80, l=60, r=20),
     ),
     caption="Classification: noisy test accuracy of the trained dense network, oracle-routed MoE and learned-router "
     "MoE at the chosen test noise σ, mean over 5 seeds with 95 % intervals; the slider moves σ.",

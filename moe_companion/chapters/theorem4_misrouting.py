@@ -125,7 +125,7 @@ def route_traces(p1: float, k: float) -> list:
     common = dict(x=[f"{e:g}" for e in MAP_ETA], y=[f"{s:g}" for s in MAP_SIGMA2], zmin=0, zmax=1,
                   colorscale=[[0, "#ffffff"], [1, style.COLORS["router"]]], texttemplate="%{z:.2f}")
     return [go.Heatmap(z=np.round(pr[0], 4), name="P(route to j)", coloraxis=None, showscale=True,
-                       colorbar=dict(title="probability", x=1.02), xaxis="x", yaxis="y",
+                       colorbar=dict(title="probability", len=0.5, y=0.5), xaxis="x", yaxis="y",
                        hovertemplate="η=%{x}<br>σ²=%{y}<br>P(route to j)=%{z}<extra></extra>", **common),
             go.Heatmap(z=np.round(pr[1], 4), name="P(route to i)", showscale=False, xaxis="x2", yaxis="y2",
                        hovertemplate="η=%{x}<br>σ²=%{y}<br>P(route to i)=%{z}<extra></extra>", **common)]
@@ -150,17 +150,18 @@ FIGURES = {
     "route_map": FigureSpec(
         route_traces, MAP_GRID, initial={"p1": 0.85, "k": 4}, labels={"p1": "pᵢ = p₁ (rest uniform)", "k": "k experts"},
         fmt="{:g}",
-        layout=dict(**top("Where the Bayes router sends it", t=110),
-                    xaxis=dict(domain=[0, 0.46], title=dict(text="η (perturbation)")),
-                    xaxis2=dict(domain=[0.54, 1], title=dict(text="η (perturbation)")),
-                    annotations=[dict(text="P(to j), wrong", x=0.23, y=1.0, xref="paper", yref="paper",
+        layout=dict(**top("Where the Bayes router sends it", t=110), height=960,
+                    # stacked, so each map keeps the full width on a phone
+                    xaxis=dict(anchor="y", title=dict(text="η (perturbation)")),
+                    yaxis=dict(domain=[0.56, 1.0], title=dict(text="σ² (noise variance)")),
+                    xaxis2=dict(anchor="y2", title=dict(text="η (perturbation)")),
+                    yaxis2=dict(domain=[0.0, 0.40], anchor="x2", title=dict(text="σ² (noise variance)")),
+                    annotations=[dict(text="P(to j), wrong", x=0.5, y=1.0, xref="paper", yref="paper",
                                       xanchor="center", yanchor="bottom", showarrow=False),
-                                 dict(text="P(to i), own", x=0.77, y=1.0, xref="paper", yref="paper",
-                                      xanchor="center", yanchor="bottom", showarrow=False)],
-                    yaxis=dict(title=dict(text="σ² (noise variance)")),
-                    yaxis2=dict(anchor="x2", showticklabels=False)),
+                                 dict(text="P(to i), own", x=0.5, y=0.40, xref="paper", yref="paper",
+                                      xanchor="center", yanchor="bottom", showarrow=False)]),
         caption="Heatmaps over perturbation scale and noise variance of how often the Bayes router sends the "
-                "perturbed input to the wrong expert j (left) and to its own expert i (right), 4000 draws per "
+                "perturbed input to the wrong expert j (top) and to its own expert i (bottom), 4000 draws per "
                 "cell; sliders: p1 and the number of experts."),
 }
 
