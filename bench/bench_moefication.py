@@ -17,6 +17,7 @@ interleaved timings, in ms):
 
 Run: ``python bench/bench_moefication.py [--threads 1] [--repeats 15]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,9 +54,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(a.threads)
     d, d_ff, e, t = 768, 3072, 96, a.tokens
     g = torch.Generator().manual_seed(a.seed)
-    w_in = torch.randn(d_ff, d, generator=g) / d ** 0.5
+    w_in = torch.randn(d_ff, d, generator=g) / d**0.5
     b_in = torch.randn(d_ff, generator=g) * 0.1
-    w_out = torch.randn(d, d_ff, generator=g) / d_ff ** 0.5
+    w_out = torch.randn(d, d_ff, generator=g) / d_ff**0.5
     b_out = torch.randn(d, generator=g) * 0.1
     labels = np.random.default_rng(a.seed).permutation(np.repeat(np.arange(e), d_ff // e))
     x = torch.randn(t, d, generator=g)
@@ -73,16 +74,23 @@ def main(argv=None) -> None:
             sel[k] = topk_experts(moe.mlp_router(x), k)
             err = (moe.grouped_forward(x, sel[k]) - moe.masked_forward(x, sel[k])).abs().max().item()
             load = torch.bincount(sel[k].reshape(-1), minlength=e).float()
-            print(f"K={k}: grouped kernel vs masked dense reference, max |diff| = {err:.2e}; "
-                  f"expert load max/mean = {(load.max() / load.mean()).item():.2f}")
+            print(
+                f"K={k}: grouped kernel vs masked dense reference, max |diff| = {err:.2e}; "
+                f"expert load max/mean = {(load.max() / load.mean()).item():.2f}"
+            )
         full = moe.grouped_forward(x, torch.arange(e).expand(t, e).contiguous())
         print(f"K=E grouped kernel vs dense FFN, max |diff| = {(full - ref).abs().max().item():.2e}")
         for _ in range(3):  # warm-up (also allocates the kernel's buffers at their largest size)
             dense()
             for k in ks:
                 moe.grouped_forward(x, sel[k])
-        times = {"dense": [], "mlp": {k: [] for k in ks}, "gt": {k: [] for k in ks},
-                 "experts": {k: [] for k in ks}, "masked": {k: [] for k in ks}}
+        times = {
+            "dense": [],
+            "mlp": {k: [] for k in ks},
+            "gt": {k: [] for k in ks},
+            "experts": {k: [] for k in ks},
+            "masked": {k: [] for k in ks},
+        }
         for _ in range(a.repeats):  # interleaved, so that load changes hit all variants alike
             times["dense"] += _time(dense, 1)
             for k in ks:
@@ -92,17 +100,25 @@ def main(argv=None) -> None:
                 times["gt"][k] += _time(lambda k=k: topk_experts(expert_scores(moe.hidden(x), e), k), 1)
     for label, stat in (("median", statistics.median), ("minimum", min)):
         dn = stat(times["dense"])
-        print(f"\nd={d}, d_ff={d_ff}, E={e} experts of {d_ff // e}, {t} tokens, {a.threads} thread(s), "
-              f"{label} of {a.repeats} interleaved repeats (ms)")
-        print(f"{'K':>4} {'dense':>8} {'experts':>8} {'mlp router':>11} {'total':>8} {'speed-up':>9} "
-              f"{'ideal':>6} {'masked':>8} {'masked x':>9} {'gt router':>10}")
+        print(
+            f"\nd={d}, d_ff={d_ff}, E={e} experts of {d_ff // e}, {t} tokens, {a.threads} thread(s), "
+            f"{label} of {a.repeats} interleaved repeats (ms)"
+        )
+        print(
+            f"{'K':>4} {'dense':>8} {'experts':>8} {'mlp router':>11} {'total':>8} {'speed-up':>9} "
+            f"{'ideal':>6} {'masked':>8} {'masked x':>9} {'gt router':>10}"
+        )
         for k in ks:
             ex, ml, gt, ma = (stat(times[n][k]) for n in ("experts", "mlp", "gt", "masked"))
-            print(f"{k:>4} {dn:8.2f} {ex:8.2f} {ml:11.2f} {ex + ml:8.2f} {dn / (ex + ml):8.2f}x "
-                  f"{e / k:5.2f}x {ma:8.2f} {dn / (ma + ml):8.2f}x {gt:10.2f}")
-    print("\nspeed-up = dense / (experts + mlp router) with the grouped kernel; masked x = dense / (masked + "
-          "mlp router), the dense product with unselected experts zeroed (what MoEFFN's kernel='auto' uses "
-          "when K > E/2). The minimum is less sensitive to other processes on a shared machine.")
+            print(
+                f"{k:>4} {dn:8.2f} {ex:8.2f} {ml:11.2f} {ex + ml:8.2f} {dn / (ex + ml):8.2f}x "
+                f"{e / k:5.2f}x {ma:8.2f} {dn / (ma + ml):8.2f}x {gt:10.2f}"
+            )
+    print(
+        "\nspeed-up = dense / (experts + mlp router) with the grouped kernel; masked x = dense / (masked + "
+        "mlp router), the dense product with unselected experts zeroed (what MoEFFN's kernel='auto' uses "
+        "when K > E/2). The minimum is less sensitive to other processes on a shared machine."
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ two animation frames). Prints one line per page: weight, number of clicks, media
 
 Targets (issue 13): median <= 50 ms and max <= 150 ms on every page.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,13 @@ def bench_page(browser, url: str, width: int, repeat: int) -> dict:
                     if dt is not None:
                         times.append(dt)
     context.close()
-    return {"bytes": sum(sizes.values()), "requests": len(sizes), "clicks": len(times),
-            "median_ms": statistics.median(times) if times else None, "max_ms": max(times) if times else None}
+    return {
+        "bytes": sum(sizes.values()),
+        "requests": len(sizes),
+        "clicks": len(times),
+        "median_ms": statistics.median(times) if times else None,
+        "max_ms": max(times) if times else None,
+    }
 
 
 def main(argv=None) -> int:
@@ -105,8 +111,10 @@ def main(argv=None) -> int:
                 results[p] = r
                 med = "-" if r["median_ms"] is None else f"{r['median_ms']:.0f} ms"
                 mx = "-" if r["max_ms"] is None else f"{r['max_ms']:.0f} ms"
-                print(f"{p:42s} {r['bytes'] / 1e6:7.2f}MB {r['requests']:4d} {r['clicks']:6d} {med:>8s} {mx:>8s}",
-                      flush=True)
+                print(
+                    f"{p:42s} {r['bytes'] / 1e6:7.2f}MB {r['requests']:4d} {r['clicks']:6d} {med:>8s} {mx:>8s}",
+                    flush=True,
+                )
             browser.close()
     finally:
         server.shutdown()

@@ -9,6 +9,7 @@
 Prints the time per curve for each and the ratio; also checks that both agree.  Not a timed test.
 Run: ``python bench/bench_theory.py``.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,8 +40,10 @@ def main() -> None:
         return theory.risk_grid(model, sigma2=grid)
 
     def direct():
-        return (np.array([theory.risk_dense_direct(model, sigma2=s) for s in grid]),
-                np.array([theory.risk_sparse_direct(model, sigma2=s) for s in grid]))
+        return (
+            np.array([theory.risk_dense_direct(model, sigma2=s) for s in grid]),
+            np.array([theory.risk_sparse_direct(model, sigma2=s) for s in grid]),
+        )
 
     (de, se), (dd, sd) = eigen(), direct()
     err = max(np.max(np.abs(de - dd) / dd), np.max(np.abs(se - sd) / sd))
@@ -48,8 +51,10 @@ def main() -> None:
     t_direct = best_of(direct, 3)
     print(f"curve: {POINTS} sigma^2 points, k = {K} experts, d_i = {DIM} (d = {K * DIM}); dense + sparse curves")
     print(f"one-off eigendecompositions (cached per model): {t_eigh * 1e3:8.3f} ms")
-    print(f"eigenbasis (vectorised)  per curve pair:        {t_eigen * 1e3:8.3f} ms"
-          f"  ({t_eigen * 1e3 / 2:.3f} ms per curve)")
+    print(
+        f"eigenbasis (vectorised)  per curve pair:        {t_eigen * 1e3:8.3f} ms"
+        f"  ({t_eigen * 1e3 / 2:.3f} ms per curve)"
+    )
     print(f"direct (matrix inverses) per curve pair:        {t_direct * 1e3:8.3f} ms")
     print(f"ratio direct / eigenbasis:                      {t_direct / t_eigen:8.1f}x")
     print(f"ratio direct / (eigenbasis + eigendecomp.):     {t_direct / (t_eigen + t_eigh):8.1f}x")

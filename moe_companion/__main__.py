@@ -14,6 +14,7 @@ Commands
 ``findings [--chapter NAME] [--json] [--recompute]``
     Print every verdict of the book (reused from the last build's cache when current, else computed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,46 +48,87 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p):
         p.add_argument("--profile", required=True, help="cpu | paper | smoke")
-        p.add_argument("--output-dir", default=None,
-                       help="where NAME.ipynb goes (default book/generated; smoke: _build/heavy-smoke)")
+        p.add_argument(
+            "--output-dir",
+            default=None,
+            help="where NAME.ipynb goes (default book/generated; smoke: _build/heavy-smoke)",
+        )
         again = p.add_mutually_exclusive_group()
-        again.add_argument("--force", action="store_true",
-                           help="re-render: re-execute the notebook even when cached, reusing stored units")
-        again.add_argument("--recompute", action="store_true",
-                           help="recompute: set the stored units aside and compute every unit again")
+        again.add_argument(
+            "--force",
+            action="store_true",
+            help="re-render: re-execute the notebook even when cached, reusing stored units",
+        )
+        again.add_argument(
+            "--recompute",
+            action="store_true",
+            help="recompute: set the stored units aside and compute every unit again",
+        )
         p.add_argument("--quiet", action="store_true", help="no progress bar, no streamed cell output")
-        p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                       help="wait this long for a running run of the same chapter and profile (default: exit)")
+        p.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="wait this long for a running run of the same chapter and profile (default: exit)",
+        )
 
     fmt = argparse.RawDescriptionHelpFormatter
     run = hsub.add_parser("run", help="run one heavy chapter", epilog=RUN_EPILOG, formatter_class=fmt)
     run.add_argument("name")
     common(run)
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                     help="override a parameter (VALUE parsed as JSON when possible)")
-    run.add_argument("-f", "--parameters-file", default=None, metavar="PARAMS.yaml",
-                     help="overrides from a YAML file (as papermill -f); -p values win")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="override a parameter (VALUE parsed as JSON when possible)",
+    )
+    run.add_argument(
+        "-f",
+        "--parameters-file",
+        default=None,
+        metavar="PARAMS.yaml",
+        help="overrides from a YAML file (as papermill -f); -p values win",
+    )
     run.add_argument("--results-path", default=None, help="unit store (.jsonl)")
     dist = run.add_mutually_exclusive_group()
-    dist.add_argument("--workers", type=int, default=None, metavar="N",
-                      help="compute the units on a local Dask cluster of N worker processes")
-    dist.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                      help="compute the units on an existing Dask cluster (tcp://host:8786)")
+    dist.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="compute the units on a local Dask cluster of N worker processes",
+    )
+    dist.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="compute the units on an existing Dask cluster (tcp://host:8786)",
+    )
     run_all = hsub.add_parser("run-all", help="run every heavy chapter", epilog=RUN_EPILOG, formatter_class=fmt)
     common(run_all)
     chk = hsub.add_parser("check", help="what a run needs; fails fast when something is missing")
     chk.add_argument("name", help="a chapter or 'all'")
     chk.add_argument("--profile", required=True, help="cpu | paper | smoke")
-    chk.add_argument("--dry-run", action="store_true",
-                     help="build the models from their configs with random weights and time one unit per stage")
+    chk.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="build the models from their configs with random weights and time one unit per stage",
+    )
     chk.add_argument("--layers", type=int, default=2, help="blocks of each model built for the dry run (default 2)")
     chk.add_argument("--seq", type=int, default=128, help="sample sequence length of the dry run (default 128)")
     lst = hsub.add_parser("list", help="list heavy chapters and their state")
     lst.add_argument("--output-dir", default=None)
     fnd = sub.add_parser("findings", help="every verdict of the book: value, uncertainty, rule, verdict")
     fnd.add_argument("--chapter", default=None, help="one chapter module (default: all, in toc order)")
-    fnd.add_argument("--json", action="store_true", help="a JSON list of objects (id, chapter, statement, "
-                     "paper_claim, value, uncertainty, n_seeds, verdict, rule)")
+    fnd.add_argument(
+        "--json",
+        action="store_true",
+        help="a JSON list of objects (id, chapter, statement, paper_claim, value, uncertainty, n_seeds, verdict, rule)",
+    )
     fnd.add_argument("--recompute", action="store_true", help="ignore the findings cache of the last build")
     return parser
 
@@ -160,8 +202,14 @@ def _check(args) -> int:
                         print(line, file=sys.stderr)
                 status = 1
         if args.dry_run:
-            print(check.format_dry_run(check.dry_run(name, "paper" if args.profile == "paper" else args.profile,
-                                                     n_layers=args.layers, seq=args.seq)), flush=True)
+            print(
+                check.format_dry_run(
+                    check.dry_run(
+                        name, "paper" if args.profile == "paper" else args.profile, n_layers=args.layers, seq=args.seq
+                    )
+                ),
+                flush=True,
+            )
     return status
 
 
@@ -174,8 +222,11 @@ def _print_findings(args) -> int:
     found, how = findings.registry(args.chapter, use_cache=not args.recompute)
     cached = sorted(name for name, h in how.items() if h == "cached")
     computed = sorted(name for name, h in how.items() if h == "computed")
-    print(f"findings: reused from the last build's cache for {len(cached)} chapter(s) {cached}; "
-          f"computed now for {len(computed)} {computed}", file=sys.stderr)
+    print(
+        f"findings: reused from the last build's cache for {len(cached)} chapter(s) {cached}; "
+        f"computed now for {len(computed)} {computed}",
+        file=sys.stderr,
+    )
     if args.json:
         print(json.dumps([f.to_json() for f in found], indent=1, ensure_ascii=False))
         return 0
@@ -205,9 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "list":
             for name in runner.CHAPTERS:
                 st = runner.chapter_status(name, args.output_dir)
-                state = ("no notebook" if not st["notebook"] else
-                         f"notebook from profile {st['profile']}, "
-                         f"{'up to date' if st['up_to_date'] else 'outdated'}")
+                state = (
+                    "no notebook"
+                    if not st["notebook"]
+                    else f"notebook from profile {st['profile']}, {'up to date' if st['up_to_date'] else 'outdated'}"
+                )
                 src = "source ok" if st["source"] else "no source yet"
                 mod = "module ok" if st["module_found"] else "no module yet"
                 print(f"{name:20s} {st['module']:34s} {src}, {mod}; {state}")
@@ -217,15 +270,31 @@ def main(argv: list[str] | None = None) -> int:
         _terminate_on_sigterm()
         _stream_cell_output(not args.quiet)
         if args.action == "run":
-            res = runner.run_chapter(args.name, args.profile, _overrides(args, runner), output_dir=args.output_dir,
-                                     results_path=args.results_path, force=args.force, recompute=args.recompute,
-                                     progress=not args.quiet, log_output=not args.quiet, lock_wait=args.wait,
-                                     workers=args.workers, scheduler=args.scheduler)
+            res = runner.run_chapter(
+                args.name,
+                args.profile,
+                _overrides(args, runner),
+                output_dir=args.output_dir,
+                results_path=args.results_path,
+                force=args.force,
+                recompute=args.recompute,
+                progress=not args.quiet,
+                log_output=not args.quiet,
+                lock_wait=args.wait,
+                workers=args.workers,
+                scheduler=args.scheduler,
+            )
             print(res)
             return 0
-        results, failures = runner.run_all(args.profile, output_dir=args.output_dir, force=args.force,
-                                           recompute=args.recompute, progress=not args.quiet,
-                                           log_output=not args.quiet, lock_wait=args.wait)
+        results, failures = runner.run_all(
+            args.profile,
+            output_dir=args.output_dir,
+            force=args.force,
+            recompute=args.recompute,
+            progress=not args.quiet,
+            log_output=not args.quiet,
+            lock_wait=args.wait,
+        )
         if not results and not failures:
             print("no heavy chapter sources found")
         return 1 if failures else 0

@@ -6,6 +6,7 @@ a bundle before choosing one and warns about the plotly JSON, which ``-W`` turns
 build. This plugin consumes the JSON entry only when it carries our marker, i.e. when the
 HTML sibling is known to exist; a figure shown by any other renderer still warns (and fails).
 """
+
 from __future__ import annotations
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"

@@ -4,10 +4,12 @@ Every public function validates its inputs here, before any heavy work, and rais
 ``ValueError`` (or ``TypeError``) whose message starts with the parameter's name, e.g.
 ``ValueError: sigma2 must be >= 0, got -1``.
 """
+
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -107,8 +109,9 @@ def check_array(
         except (TypeError, ValueError):  # ragged nesting
             raise TypeError(f"{name} must be an array of real numbers, got {_fmt(value)}") from None
     # strings ("0.5") and bools are not numbers, even though numpy would convert them
-    if raw.dtype.kind in "USb" or (raw.dtype.kind == "O" and any(
-            isinstance(x, (str, bytes, bool, np.bool_)) for x in raw.ravel())):
+    if raw.dtype.kind in "USb" or (
+        raw.dtype.kind == "O" and any(isinstance(x, (str, bytes, bool, np.bool_)) for x in raw.ravel())
+    ):
         raise TypeError(f"{name} must be an array of real numbers, got {_fmt(value)}")
     try:
         arr = np.asarray(raw, dtype=float)
@@ -171,9 +174,11 @@ def check_size(n: int, width: int, name: str = "n", *, limit: int | None = None)
     limit = MAX_ELEMENTS if limit is None else limit
     width = max(int(width), 1)
     if n * width > limit:
-        raise ValueError(f"{name} is too large: {n:,} x {width:,} = {n * width:,} floats "
-                         f"({8 * n * width / 2**30:.3g} GiB) exceed the limit MAX_ELEMENTS = {limit:,}; "
-                         f"use a smaller {name} or draw in batches")
+        raise ValueError(
+            f"{name} is too large: {n:,} x {width:,} = {n * width:,} floats "
+            f"({8 * n * width / 2**30:.3g} GiB) exceed the limit MAX_ELEMENTS = {limit:,}; "
+            f"use a smaller {name} or draw in batches"
+        )
     return n
 
 

@@ -21,6 +21,7 @@ the bulk edge ``s^2 (1 + sqrt(c))^2``.  For a sparse block (``m = n/k`` rows) th
 variance ``sigma^2/n = (sigma^2/k)/m``: its effective noise level is ``sigma^2/k``, not the
 ``sigma^2`` of the paper's formula.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ class Design:
     def block(self, i: int) -> np.ndarray:
         """Noisy diagonal block ``Xbar_i``, shape (m, d_i)."""
         i = v.check_int(i, "i", lower=0, upper=self.k - 1)
-        return self.xbar[i * self.m:(i + 1) * self.m, i * self.di:(i + 1) * self.di]
+        return self.xbar[i * self.m : (i + 1) * self.m, i * self.di : (i + 1) * self.di]
 
 
 def check_shape(n, c, k) -> tuple[int, float, int, int, int]:
@@ -183,7 +184,7 @@ def noisy_block_design(n: int, c: float, sigma2: float, k: int, lambdas=None, *,
     for i in range(k):
         p = haar_orthogonal(m, r, seed=rng)
         q = haar_orthogonal(di, r, seed=rng)
-        x[i * m:(i + 1) * m, i * di:(i + 1) * di] = (p * lam[i]) @ q.T
+        x[i * m : (i + 1) * m, i * di : (i + 1) * di] = (p * lam[i]) @ q.T
     xbar = x + rng.normal(0.0, np.sqrt(sigma2 / n), size=x.shape)
     return Design(lam, xbar, x, k, m, di, sigma2, c)
 
@@ -241,9 +242,14 @@ def predicted_rates(lambdas, sigma2: float, c: float, k: int | None = None) -> d
     smax2_d = float(spike_map(np.array(lmax.max() ** 2), sigma2, c))
     smin2_d = float(spike_map(np.array(lmin.min() ** 2), sigma2, c))
     return {
-        "paper_sparse": paper_sparse, "paper_dense": float(paper_dense),
-        "spike_sparse": 1.0 - smin2_s / smax2_s, "spike_dense": 1.0 - smin2_d / smax2_d,
-        "smax2_sparse": smax2_s, "smin2_sparse": smin2_s, "smax2_dense": smax2_d, "smin2_dense": smin2_d,
+        "paper_sparse": paper_sparse,
+        "paper_dense": float(paper_dense),
+        "spike_sparse": 1.0 - smin2_s / smax2_s,
+        "spike_dense": 1.0 - smin2_d / smax2_d,
+        "smax2_sparse": smax2_s,
+        "smin2_sparse": smin2_s,
+        "smax2_dense": smax2_d,
+        "smin2_dense": smin2_d,
     }
 
 
@@ -257,9 +263,14 @@ def measured_rates(design: Design) -> dict:
     blocks = [nonzero_singular_values(design.block(i)) for i in range(design.k)]
     smax2_s = np.array([b[0] ** 2 for b in blocks])
     smin2_s = np.array([b[-1] ** 2 for b in blocks])
-    return {"dense": float(1 - sd[-1] ** 2 / sd[0] ** 2), "sparse": 1 - smin2_s / smax2_s,
-            "smax2_dense": float(sd[0] ** 2), "smin2_dense": float(sd[-1] ** 2),
-            "smax2_sparse": smax2_s, "smin2_sparse": smin2_s}
+    return {
+        "dense": float(1 - sd[-1] ** 2 / sd[0] ** 2),
+        "sparse": 1 - smin2_s / smax2_s,
+        "smax2_dense": float(sd[0] ** 2),
+        "smin2_dense": float(sd[-1] ** 2),
+        "smax2_sparse": smax2_s,
+        "smin2_sparse": smin2_s,
+    }
 
 
 def gradient_descent(a, y, steps: int, *, step: float | None = None) -> dict:
@@ -285,8 +296,10 @@ def gradient_descent(a, y, steps: int, *, step: float | None = None) -> dict:
     y = v.check_array(y, "y", shape=(a.shape[0],))
     steps = v.check_int(steps, "steps", lower=1)
     if a.size == 0 or not np.any(a):
-        raise ValueError(f"a must have at least one non-zero entry (an all-zero design of shape {a.shape} has "
-                         "s_max = 0, so GD has nothing to fit and no step 1/s_max^2)")
+        raise ValueError(
+            f"a must have at least one non-zero entry (an all-zero design of shape {a.shape} has "
+            "s_max = 0, so GD has nothing to fit and no step 1/s_max^2)"
+        )
     if step is None:
         step = 1.0 / nonzero_singular_values(a)[0] ** 2
     step = v.check_scalar(step, "step", lower=0.0, lower_inclusive=False)
@@ -329,12 +342,20 @@ def contraction(residual, *, window: int = 5, floor: float = 1e-11) -> float:
 
 
 # ------------------------------------------------------------------ experiments behind the chapter
-MEASURED_KEYS = ("measured_dense", "measured_sparse_max", "measured_sparse_min", "smax2_dense", "smin2_dense",
-                 "smax2_block0", "smin2_block0")
+MEASURED_KEYS = (
+    "measured_dense",
+    "measured_sparse_max",
+    "measured_sparse_min",
+    "smax2_dense",
+    "smin2_dense",
+    "smax2_block0",
+    "smin2_block0",
+)
 
 
-def rate_table(n: int, c: float, sigma2: float, k: int = 4, *, lo: float = 1.0, hi: float = 2.0,
-               spread: float = 1.0, seed=0) -> dict:
+def rate_table(
+    n: int, c: float, sigma2: float, k: int = 4, *, lo: float = 1.0, hi: float = 2.0, spread: float = 1.0, seed=0
+) -> dict:
     """Measured and predicted rates and extreme singular values for one design (flat dict of floats).
 
     ``c`` is snapped to the nearest value with an integer block width ``d_i = round(c n/k)`` (so a
@@ -357,23 +378,46 @@ def rate_table(n: int, c: float, sigma2: float, k: int = 4, *, lo: float = 1.0, 
     me, pr = measured_rates(des), predicted_rates(lam, sigma2, c, k)
     co = corrected_rates(limit_spectra(k, lo=lo, hi=hi, spread=spread), sigma2, c)
     return {
-        "n": n, "c": c, "sigma2": sigma2, "spread": float(spread),
-        "measured_dense": me["dense"], "measured_sparse_max": float(me["sparse"].max()),
+        "n": n,
+        "c": c,
+        "sigma2": sigma2,
+        "spread": float(spread),
+        "measured_dense": me["dense"],
+        "measured_sparse_max": float(me["sparse"].max()),
         "measured_sparse_min": float(me["sparse"].min()),
-        "paper_dense": pr["paper_dense"], "paper_sparse_max": float(pr["paper_sparse"].max()),
-        "spike_dense": pr["spike_dense"], "spike_sparse_max": float(pr["spike_sparse"].max()),
-        "corrected_dense": co["dense"], "corrected_sparse_max": float(np.max(co["sparse"])),
-        "smax2_dense": me["smax2_dense"], "smax2_dense_pred": pr["smax2_dense"],
-        "smin2_dense": me["smin2_dense"], "smin2_dense_pred": pr["smin2_dense"],
-        "smax2_block0": float(me["smax2_sparse"][0]), "smax2_block0_pred": float(pr["smax2_sparse"][0]),
-        "smin2_block0": float(me["smin2_sparse"][0]), "smin2_block0_pred": float(pr["smin2_sparse"][0]),
-        "smax2_dense_ipn": co["smax2_dense"], "smin2_dense_ipn": co["smin2_dense"],
-        "smax2_block0_ipn": float(co["smax2_sparse"][0]), "smin2_block0_ipn": float(co["smin2_sparse"][0]),
+        "paper_dense": pr["paper_dense"],
+        "paper_sparse_max": float(pr["paper_sparse"].max()),
+        "spike_dense": pr["spike_dense"],
+        "spike_sparse_max": float(pr["spike_sparse"].max()),
+        "corrected_dense": co["dense"],
+        "corrected_sparse_max": float(np.max(co["sparse"])),
+        "smax2_dense": me["smax2_dense"],
+        "smax2_dense_pred": pr["smax2_dense"],
+        "smin2_dense": me["smin2_dense"],
+        "smin2_dense_pred": pr["smin2_dense"],
+        "smax2_block0": float(me["smax2_sparse"][0]),
+        "smax2_block0_pred": float(pr["smax2_sparse"][0]),
+        "smin2_block0": float(me["smin2_sparse"][0]),
+        "smin2_block0_pred": float(pr["smin2_sparse"][0]),
+        "smax2_dense_ipn": co["smax2_dense"],
+        "smin2_dense_ipn": co["smin2_dense"],
+        "smax2_block0_ipn": float(co["smax2_sparse"][0]),
+        "smin2_block0_ipn": float(co["smin2_sparse"][0]),
     }
 
 
-def rate_replicates(n: int, c: float, sigma2: float, k: int = 4, *, spread: float = 1.0, lo: float = 1.0,
-                    hi: float = 2.0, reps: int = 4, seed=0) -> dict:
+def rate_replicates(
+    n: int,
+    c: float,
+    sigma2: float,
+    k: int = 4,
+    *,
+    spread: float = 1.0,
+    lo: float = 1.0,
+    hi: float = 2.0,
+    reps: int = 4,
+    seed=0,
+) -> dict:
     """:func:`rate_table` over ``reps`` independent designs: the predictions (deterministic) and, for every
     key of :data:`MEASURED_KEYS`, the mean over designs and its standard error (key suffix ``_se``)."""
     reps = v.check_int(reps, "reps", lower=2)
@@ -388,8 +432,9 @@ def rate_replicates(n: int, c: float, sigma2: float, k: int = 4, *, spread: floa
     return out
 
 
-def gd_curves(n: int = 256, c: float = 2.0, sigma2: float = 0.5, k: int = 4, *, spread: float = 1.0,
-              steps: int = 300, seed=0) -> dict:
+def gd_curves(
+    n: int = 256, c: float = 2.0, sigma2: float = 0.5, k: int = 4, *, spread: float = 1.0, steps: int = 300, seed=0
+) -> dict:
     """GD on the paper's targets ``y = X beta*`` (clean), dense vs each sparse block.
 
     Each estimator uses its own step ``1/s_max^2``.  Returns ``t`` (shape (steps+1,)),
@@ -407,14 +452,13 @@ def gd_curves(n: int = 256, c: float = 2.0, sigma2: float = 0.5, k: int = 4, *, 
     dense = g["error"] / g["error"][0]
     errs = []
     for i in range(k):
-        gi = gradient_descent(des.block(i), y[i * m:(i + 1) * m], steps)
+        gi = gradient_descent(des.block(i), y[i * m : (i + 1) * m], steps)
         errs.append(gi["error"])
     sp = np.sqrt(np.sum(np.square(errs), axis=0))
     return {"t": np.arange(steps + 1), "dense": dense, "sparse": sp / sp[0], "rates": measured_rates(des)}
 
 
-def spiked_rates(n: int = 512, c: float = 2.0, sigma2: float = 0.5, k: int = 4, *, spikes=(3.0, 2.5),
-                 seed=0) -> dict:
+def spiked_rates(n: int = 512, c: float = 2.0, sigma2: float = 0.5, k: int = 4, *, spikes=(3.0, 2.5), seed=0) -> dict:
     """The low-rank (spiked) regime where Loubaton & Vallet applies, outside Assumption 4.4 iii.
 
     Each clean block has the few singular values ``spikes`` and (numerically) zero elsewhere.  The
@@ -427,7 +471,7 @@ def spiked_rates(n: int = 512, c: float = 2.0, sigma2: float = 0.5, k: int = 4, 
     if spikes.size > r:
         raise ValueError(f"spikes must have at most r={r} entries")
     lam = np.full((k, r), 1e-9)
-    lam[:, :spikes.size] = spikes
+    lam[:, : spikes.size] = spikes
     me = measured_rates(noisy_block_design(n, c, sigma2, k, lam, seed=seed))
     lmax2 = float(spikes.max() ** 2)
     edge = (np.sqrt(c) - 1.0) ** 2 if c > 1 else (1.0 - np.sqrt(c)) ** 2
@@ -457,8 +501,16 @@ def hypothesis_counterexample(c: float, sigma2: float, *, margin: float = 1e-3) 
     s = v.check_scalar(sigma2, "sigma2", lower=0.0, lower_inclusive=False)
     margin = v.check_scalar(margin, "margin", lower=0.0, lower_inclusive=False)
     threshold = 1.0 / np.sqrt(c)
-    out = {"c": c, "sigma2": s, "threshold": float(threshold), "exists": bool(s < threshold),
-           "infimum": float("nan"), "lam_min": float("nan"), "lam_max": float("nan"), "rate": float("nan")}
+    out = {
+        "c": c,
+        "sigma2": s,
+        "threshold": float(threshold),
+        "exists": bool(s < threshold),
+        "infimum": float("nan"),
+        "lam_min": float("nan"),
+        "lam_max": float("nan"),
+        "rate": float("nan"),
+    }
     if s < threshold:
         out["infimum"] = float(1.0 - (c * s * s + (1.0 + c) * s + 1.0) / (s * (1.0 + np.sqrt(c)) ** 2))
         lam_min, lam_max = (1.0 + margin) * np.sqrt(c) * s, np.sqrt(np.sqrt(c) * s)
@@ -549,8 +601,14 @@ def _corrected(raw: bytes, shape, s2: float, c: float, atoms: int) -> dict:
     k = lam.shape[0]
     if c <= 1 or s2 == 0:
         nan = np.full(k, np.nan)
-        return {"dense": float("nan"), "sparse": nan, "smax2_dense": float("nan"), "smin2_dense": float("nan"),
-                "smax2_sparse": nan, "smin2_sparse": nan}
+        return {
+            "dense": float("nan"),
+            "sparse": nan,
+            "smax2_dense": float("nan"),
+            "smin2_dense": float("nan"),
+            "smax2_sparse": nan,
+            "smin2_sparse": nan,
+        }
     q = (np.arange(atoms) + 0.5) / atoms
     h = [np.quantile(row**2, q) if row.size > atoms else row**2 for row in lam]
     seen: dict[bytes, tuple[float, float]] = {}
@@ -563,5 +621,11 @@ def _corrected(raw: bytes, shape, s2: float, c: float, atoms: int) -> dict:
     lo_d, hi_d = info_plus_noise_edges(np.concatenate(h), s2, c)
     smin2_s = np.array([b[0] for b in blocks])
     smax2_s = np.array([b[1] for b in blocks])
-    return {"dense": 1.0 - lo_d / hi_d, "sparse": 1.0 - smin2_s / smax2_s, "smax2_dense": hi_d, "smin2_dense": lo_d,
-            "smax2_sparse": smax2_s, "smin2_sparse": smin2_s}
+    return {
+        "dense": 1.0 - lo_d / hi_d,
+        "sparse": 1.0 - smin2_s / smax2_s,
+        "smax2_dense": hi_d,
+        "smin2_dense": lo_d,
+        "smax2_sparse": smax2_s,
+        "smin2_sparse": smin2_s,
+    }

@@ -6,6 +6,7 @@ would pretend to be interactive, so book chapters tag explorer cells ``skip-exec
 never run) and show
 the static-slider figure instead.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -46,8 +47,13 @@ def live_explorer(
         lo, hi = float(vals.min()), float(vals.max())
         start = float(initial[name]) if initial and name in initial else float(vals[0])
         sliders[name] = widgets.FloatSlider(
-            value=min(max(start, lo), hi), min=lo, max=hi, step=(hi - lo) / steps,
-            description=labels.get(name, name), continuous_update=False, readout_format=".3g",
+            value=min(max(start, lo), hi),
+            min=lo,
+            max=hi,
+            step=(hi - lo) / steps,
+            description=labels.get(name, name),
+            continuous_update=False,
+            readout_format=".3g",
             layout=widgets.Layout(width="60%"),
         )
     # the static figure's layout (title, axis titles with symbols and units), minus its sliders

@@ -19,6 +19,7 @@ visibility.  Here the two sliders touch *different* attributes:
 The curve on screen is trace group ``i`` carrying data for ``(a_i, b_j)``: it always matches both
 sliders, whatever order they are moved in, and it works in JupyterLab's plotly renderer too.
 """
+
 from __future__ import annotations
 
 import html as html_lib
@@ -40,8 +41,20 @@ from ._mystnb import MARKER
 __all__ = ["BookRenderer", "register_renderer", "slider_figure", "DATA_KEYS", "fingerprint", "FigureSpec"]
 
 #: Trace attributes that the second slider restyles (those a ``traces_fn`` may vary).
-DATA_KEYS = ("x", "y", "z", "text", "customdata", "error_y.array", "error_y.arrayminus",
-             "error_x.array", "error_x.arrayminus", "marker.color", "width", "base")
+DATA_KEYS = (
+    "x",
+    "y",
+    "z",
+    "text",
+    "customdata",
+    "error_y.array",
+    "error_y.arrayminus",
+    "error_x.array",
+    "error_x.arrayminus",
+    "marker.color",
+    "width",
+    "base",
+)
 
 RENDERER_NAME = "moe_book"
 
@@ -56,24 +69,32 @@ class BookRenderer(MimetypeRenderer):
     """
 
     #: modebar: PNG and SVG downloads (the SVG button is added by the book's moe-figures.js), no cloud "Share"
-    CONFIG = {"responsive": True, "displaylogo": False, "showSendToCloud": False,
-              "toImageButtonOptions": {"format": "png", "scale": 2}}
+    CONFIG = {
+        "responsive": True,
+        "displaylogo": False,
+        "showSendToCloud": False,
+        "toImageButtonOptions": {"format": "png", "scale": 2},
+    }
 
     def __init__(self, config: Mapping[str, Any] | None = None):
         self.config = {**self.CONFIG, **(config or {})}
 
     def to_mimebundle(self, fig_dict):
-        html = pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
-                           config=self.config, validate=False)
+        html = pio.to_html(
+            fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False, config=self.config, validate=False
+        )
         label = aria_label(fig_dict.get("layout", {}))
-        html = html.replace('class="plotly-graph-div"',
-                            f'class="plotly-graph-div" role="figure" aria-label="{label}"', 1)
+        html = html.replace(
+            'class="plotly-graph-div"', f'class="plotly-graph-div" role="figure" aria-label="{label}"', 1
+        )
         return {
             "text/html": html,
-            "application/vnd.plotly.v1+json": {"data": fig_dict.get("data", []),
-                                               "layout": fig_dict.get("layout", {}),
-                                               "config": self.config,
-                                               MARKER: True},
+            "application/vnd.plotly.v1+json": {
+                "data": fig_dict.get("data", []),
+                "layout": fig_dict.get("layout", {}),
+                "config": self.config,
+                MARKER: True,
+            },
         }
 
 
@@ -220,14 +241,18 @@ def slider_figure(
     na = values[0].size
     nb = values[1].size if two else 1
     # table[i][j] = list of m trace dicts at (a_i, b_j)
-    table = [[_evaluate(traces_fn, names, (values[0][i],) + ((values[1][j],) if two else ()))
-              for j in range(nb)] for i in range(na)]
+    table = [
+        [_evaluate(traces_fn, names, (values[0][i],) + ((values[1][j],) if two else ())) for j in range(nb)]
+        for i in range(na)
+    ]
     m = len(table[0][0])
     for i in range(na):
         for j in range(nb):
             if len(table[i][j]) != m:
-                raise ValueError(f"traces_fn returned {len(table[i][j])} traces at grid point ({i}, {j}), "
-                                 f"expected {m} as at the first point")
+                raise ValueError(
+                    f"traces_fn returned {len(table[i][j])} traces at grid point ({i}, {j}), "
+                    f"expected {m} as at the first point"
+                )
     i0, j0 = start[0], (start[1] if two else 0)
 
     fig = go.Figure()
@@ -238,35 +263,58 @@ def slider_figure(
             fig.add_trace(t)
     # legends: only the visible group shows entries, so duplicates never appear
     step_visible = [[(g == i) for g in range(na) for _ in range(m)] for i in range(na)]
-    sliders = [dict(
-        active=i0,
-        currentvalue=dict(prefix=f"{labels.get(names[0], names[0])} = "),
-        x=0.0, len=1.0, y=0.0, yanchor="top", pad=dict(t=60, b=10),
-        steps=[dict(method="restyle", label=_label(values[0][i], fmt),
-                    args=[{"visible": step_visible[i]}]) for i in range(na)],
-    )]
+    sliders = [
+        dict(
+            active=i0,
+            currentvalue=dict(prefix=f"{labels.get(names[0], names[0])} = "),
+            x=0.0,
+            len=1.0,
+            y=0.0,
+            yanchor="top",
+            pad=dict(t=60, b=10),
+            steps=[
+                dict(method="restyle", label=_label(values[0][i], fmt), args=[{"visible": step_visible[i]}])
+                for i in range(na)
+            ],
+        )
+    ]
     if two:
-        used = [key for key in DATA_KEYS
-                if any(_trace_value(tr, key) is not None for row in table for cell in row for tr in cell)]
+        used = [
+            key
+            for key in DATA_KEYS
+            if any(_trace_value(tr, key) is not None for row in table for cell in row for tr in cell)
+        ]
         steps_b = []
         for j in range(nb):
-            update = {key: [_trace_value(table[i][j][c], key) for i in range(na) for c in range(m)]
-                      for key in used}
+            update = {key: [_trace_value(table[i][j][c], key) for i in range(na) for c in range(m)] for key in used}
             steps_b.append(dict(method="restyle", label=_label(values[1][j], fmt), args=[update]))
-        sliders.append(dict(
-            active=j0,
-            currentvalue=dict(prefix=f"{labels.get(names[1], names[1])} = "),
-            x=0.0, len=1.0, y=0.0, yanchor="top", pad=dict(t=160, b=10),
-            steps=steps_b,
-        ))
-    meta = {"moe_sliders": {
-        "params": names,
-        "values": [vals.tolist() for vals in values],
-        "traces_per_point": m,
-        "fingerprints": [[[fingerprint(tr) for tr in table[i][j]] for j in range(nb)] for i in range(na)],
-    }}
-    fig.update_layout(sliders=sliders, meta=meta, margin=dict(b=260 if two else 150),
-                      height=680 if two else 560, template=style.TEMPLATE)
+        sliders.append(
+            dict(
+                active=j0,
+                currentvalue=dict(prefix=f"{labels.get(names[1], names[1])} = "),
+                x=0.0,
+                len=1.0,
+                y=0.0,
+                yanchor="top",
+                pad=dict(t=160, b=10),
+                steps=steps_b,
+            )
+        )
+    meta = {
+        "moe_sliders": {
+            "params": names,
+            "values": [vals.tolist() for vals in values],
+            "traces_per_point": m,
+            "fingerprints": [[[fingerprint(tr) for tr in table[i][j]] for j in range(nb)] for i in range(na)],
+        }
+    }
+    fig.update_layout(
+        sliders=sliders,
+        meta=meta,
+        margin=dict(b=260 if two else 150),
+        height=680 if two else 560,
+        template=style.TEMPLATE,
+    )
     if layout:
         fig.update_layout(**layout)
     return fig
@@ -292,8 +340,9 @@ class FigureSpec:
 
     def static(self) -> go.Figure:
         """The static-slider figure (plotly's own sliders over the precomputed grid)."""
-        fig = slider_figure(self.traces, self.grid, initial=self.initial, labels=self.labels, fmt=self.fmt,
-                            layout=self.layout)
+        fig = slider_figure(
+            self.traces, self.grid, initial=self.initial, labels=self.labels, fmt=self.fmt, layout=self.layout
+        )
         if self.caption:
             fig.layout.meta["moe_caption"] = self.caption
         return fig
@@ -302,5 +351,6 @@ class FigureSpec:
         """The live ipywidgets explorer over the same builder (JupyterLab; needs a kernel)."""
         from .explore import live_explorer
 
-        return live_explorer(self.traces, self.grid, initial=self.initial, labels=self.labels,
-                             layout=self.layout, **kwargs)
+        return live_explorer(
+            self.traces, self.grid, initial=self.initial, labels=self.labels, layout=self.layout, **kwargs
+        )

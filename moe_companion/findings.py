@@ -22,15 +22,17 @@ with :func:`publish` and quote numbers with ``{glue:text}`KEY:.3f```. :func:`reg
 chapter's findings (cached on disk, keyed on the package's source and the arguments) for the errata page and
 the ``python -m moe_companion findings`` command.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = [
     "VERDICTS",
@@ -58,8 +60,7 @@ VERDICTS = ("holds", "fails", "inconclusive", "depends")
 #: Two-sided 95 % normal quantile.
 Z95 = 1.959963984540054
 JSON_KEYS = ("id", "chapter", "statement", "paper_claim", "value", "uncertainty", "n_seeds", "verdict", "rule")
-_RELATIONS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
-              "<=": lambda a, b: a <= b}
+_RELATIONS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
 
 # ------------------------------------------------------------------------------------------- uncertainty
@@ -118,8 +119,9 @@ def se(value_se: float, method: str, *, n: int | None = None, key: str | None = 
     return Uncertainty("se", method, se=float(value_se), n=n, key=key)
 
 
-def interval(lo: float, hi: float, method: str, *, level: float = 0.95, n: int | None = None,
-             key: str | None = None) -> Uncertainty:
+def interval(
+    lo: float, hi: float, method: str, *, level: float = 0.95, n: int | None = None, key: str | None = None
+) -> Uncertainty:
     """An interval uncertainty given directly (e.g. a bootstrap percentile interval)."""
     return Uncertainty("ci", method, lo=float(lo), hi=float(hi), level=level, n=n, key=key)
 
@@ -189,8 +191,10 @@ def difference(direction: str, *, what: str, threshold: float = 0.0, key: str | 
         raise ValueError(f"direction must be 'positive' or 'negative', got {direction!r}")
     side = ">" if direction == "positive" else "<"
     thr = f"{threshold:g}"
-    text = (f"{what}: the 95 % interval lies {side} {thr} (the paper's side) → holds; "
-            f"entirely on the other side → fails; contains {thr} → inconclusive")
+    text = (
+        f"{what}: the 95 % interval lies {side} {thr} (the paper's side) → holds; "
+        f"entirely on the other side → fails; contains {thr} → inconclusive"
+    )
     return Rule("difference", text, {"direction": direction, "threshold": float(threshold), "key": key})
 
 
@@ -202,8 +206,10 @@ def agreement(tol: float, *, what: str, key: str | None = None) -> Rule:
     """
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol!r}")
-    text = (f"{what}: the 95 % interval lies within ±{tol:g} → holds; entirely outside ±{tol:g} → fails; "
-            "otherwise inconclusive")
+    text = (
+        f"{what}: the 95 % interval lies within ±{tol:g} → holds; entirely outside ±{tol:g} → fails; "
+        "otherwise inconclusive"
+    )
     return Rule("agreement", text, {"tol": float(tol), "key": key})
 
 
@@ -240,10 +246,17 @@ class Finding:
 
     def to_json(self) -> dict:
         """The JSON object of ``findings --json``: exactly :data:`JSON_KEYS`."""
-        return {"id": self.id, "chapter": self.chapter, "statement": self.statement,
-                "paper_claim": self.paper_claim, "value": _jsonable(self.value),
-                "uncertainty": None if self.uncertainty is None else self.uncertainty.to_json(),
-                "n_seeds": self.n_seeds, "verdict": self.verdict, "rule": self.rule.text}
+        return {
+            "id": self.id,
+            "chapter": self.chapter,
+            "statement": self.statement,
+            "paper_claim": self.paper_claim,
+            "value": _jsonable(self.value),
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.to_json(),
+            "n_seeds": self.n_seeds,
+            "verdict": self.verdict,
+            "rule": self.rule.text,
+        }
 
     def interval(self) -> tuple[float, float] | None:
         """The 95 % interval of the rule's tested quantity (``None`` for exact or ``depends`` findings)."""
@@ -274,16 +287,28 @@ def _check_value(value, name: str):
     return float(value)
 
 
-def finding(id: str, *, statement: str, rule: Rule, value, uncertainty: Uncertainty | None = None,
-            paper_claim: str | None = None, n_seeds: int | None = None, chapter: str | None = None) -> Finding:
+def finding(
+    id: str,
+    *,
+    statement: str,
+    rule: Rule,
+    value,
+    uncertainty: Uncertainty | None = None,
+    paper_claim: str | None = None,
+    n_seeds: int | None = None,
+    chapter: str | None = None,
+) -> Finding:
     """Build a :class:`Finding`; its verdict is ``rule.decide(value, uncertainty)``.
 
     ``id`` is ``"<chapter>.<slug>"`` (letters, digits, ``_`` and ``-`` in the slug); ``chapter`` defaults
     to the part before the dot. A stochastic finding (a ``difference`` or ``agreement`` rule) must carry an
     uncertainty.
     """
-    if not isinstance(id, str) or id.count(".") != 1 or not all(part.replace("_", "").replace("-", "").isalnum()
-                                                                for part in id.split(".")):
+    if (
+        not isinstance(id, str)
+        or id.count(".") != 1
+        or not all(part.replace("_", "").replace("-", "").isalnum() for part in id.split("."))
+    ):
         raise ValueError(f"id must look like '<chapter>.<slug>', got {id!r}")
     chapter = chapter or id.split(".")[0]
     if id.split(".")[0] != chapter:
@@ -305,8 +330,11 @@ def finding(id: str, *, statement: str, rule: Rule, value, uncertainty: Uncertai
 def _glue_items(f: Finding) -> dict[str, Any]:
     from .style import fmt, fmt_interval
 
-    items: dict[str, Any] = {f"{f.id}.verdict": f.verdict, f"{f.id}.rule": f.rule.text,
-                             f"{f.id}.statement": f.statement}
+    items: dict[str, Any] = {
+        f"{f.id}.verdict": f.verdict,
+        f"{f.id}.rule": f.rule.text,
+        f"{f.id}.statement": f.statement,
+    }
     if isinstance(f.value, Mapping):
         items.update({f"{f.id}.{k}": v for k, v in f.value.items()})
     else:
@@ -357,8 +385,7 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def table_markdown(findings: Sequence[Finding], *, links: Mapping[str, str] | None = None,
-                   ids: bool = False) -> str:
+def table_markdown(findings: Sequence[Finding], *, links: Mapping[str, str] | None = None, ids: bool = False) -> str:
     """A Markdown table of findings: statement, verdict, value with interval, rule (and chapter links, ids)."""
     from .style import fmt
 
@@ -420,17 +447,35 @@ def _cache_dir() -> Path | None:
 
 
 def _to_cache(f: Finding) -> dict:
-    unc = None if f.uncertainty is None else {k: getattr(f.uncertainty, k) for k in
-                                              ("kind", "method", "se", "lo", "hi", "level", "n", "key")}
-    return {"id": f.id, "chapter": f.chapter, "statement": f.statement, "paper_claim": f.paper_claim,
-            "value": f.value, "uncertainty": unc, "n_seeds": f.n_seeds,
-            "rule": {"kind": f.rule.kind, "text": f.rule.text, "params": dict(f.rule.params)}}
+    unc = (
+        None
+        if f.uncertainty is None
+        else {k: getattr(f.uncertainty, k) for k in ("kind", "method", "se", "lo", "hi", "level", "n", "key")}
+    )
+    return {
+        "id": f.id,
+        "chapter": f.chapter,
+        "statement": f.statement,
+        "paper_claim": f.paper_claim,
+        "value": f.value,
+        "uncertainty": unc,
+        "n_seeds": f.n_seeds,
+        "rule": {"kind": f.rule.kind, "text": f.rule.text, "params": dict(f.rule.params)},
+    }
 
 
 def _from_cache(d: dict) -> Finding:
     unc = None if d["uncertainty"] is None else Uncertainty(**d["uncertainty"])
-    return finding(d["id"], statement=d["statement"], rule=Rule(**d["rule"]), value=d["value"], uncertainty=unc,
-                   paper_claim=d["paper_claim"], n_seeds=d["n_seeds"], chapter=d["chapter"])
+    return finding(
+        d["id"],
+        statement=d["statement"],
+        rule=Rule(**d["rule"]),
+        value=d["value"],
+        uncertainty=unc,
+        paper_claim=d["paper_claim"],
+        n_seeds=d["n_seeds"],
+        chapter=d["chapter"],
+    )
 
 
 def compute(chapter: str, *, use_cache: bool = True, **kwargs) -> tuple[list[Finding], str]:
@@ -446,8 +491,9 @@ def compute(chapter: str, *, use_cache: bool = True, **kwargs) -> tuple[list[Fin
     cache = _cache_dir() if use_cache else None
     path = None
     if cache is not None:
-        key = hashlib.sha256(json.dumps([chapter, kwargs, _source_hash()], sort_keys=True, default=str)
-                             .encode()).hexdigest()[:16]
+        key = hashlib.sha256(
+            json.dumps([chapter, kwargs, _source_hash()], sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
         path = cache / f"{chapter}-{key}.json"
         if path.is_file():
             try:

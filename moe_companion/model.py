@@ -5,19 +5,27 @@ outside block ``i`` and ``x_i ~ N(0, Sigma_i)`` inside it; the target is ``y = x
 The observed features are ``xbar = x + e`` with ``e ~ N(0, sigma2 I_d)`` on *all* ``d``
 coordinates (feature noise).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 from scipy.linalg import toeplitz as _toeplitz
 
 from . import _validate as v
 
-__all__ = ["BlockModel", "BlockSample", "check_model", "first_probability", "haar_orthogonal", "random_model",
-           "with_p1"]
+__all__ = [
+    "BlockModel",
+    "BlockSample",
+    "check_model",
+    "first_probability",
+    "haar_orthogonal",
+    "random_model",
+    "with_p1",
+]
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,17 @@ class BlockModel:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def toeplitz(cls, k: int, block_dim: int, rho: float = 0.5, *, p=None, sigma2: float = 1.0,
-                 beta_scale: float = 1.0, seed: int = 0) -> "BlockModel":
+    def toeplitz(
+        cls,
+        k: int,
+        block_dim: int,
+        rho: float = 0.5,
+        *,
+        p=None,
+        sigma2: float = 1.0,
+        beta_scale: float = 1.0,
+        seed: int = 0,
+    ) -> BlockModel:
         """Blocks with Toeplitz covariance ``Sigma_i[a, b] = rho^|a-b|`` (an AR(1) block).
 
         ``betas`` are drawn i.i.d. ``N(0, beta_scale^2 / block_dim)`` with ``seed``;
@@ -103,8 +120,9 @@ class BlockModel:
         return cls._from_covs([cov] * k, p, sigma2, beta_scale, seed)
 
     @classmethod
-    def isotropic(cls, dims: Sequence[int], variances=1.0, *, p=None, sigma2: float = 1.0,
-                  beta_scale: float = 1.0, seed: int = 0) -> "BlockModel":
+    def isotropic(
+        cls, dims: Sequence[int], variances=1.0, *, p=None, sigma2: float = 1.0, beta_scale: float = 1.0, seed: int = 0
+    ) -> BlockModel:
         """Blocks with ``Sigma_i = variances[i] * I`` (``variances`` scalar or one per block)."""
         dims = [v.check_int(d, f"dims[{i}]", lower=1) for i, d in enumerate(dims)]
         if not dims:
@@ -113,12 +131,22 @@ class BlockModel:
         if var.ndim == 0:
             var = np.full(len(dims), float(var))
         elif var.shape != (len(dims),):
-            raise ValueError(f"variances must be a scalar or have one entry per block ({len(dims)}), got shape {var.shape}")
+            raise ValueError(
+                f"variances must be a scalar or have one entry per block ({len(dims)}), got shape {var.shape}"
+            )
         return cls._from_covs([s * np.eye(d) for s, d in zip(var, dims)], p, sigma2, beta_scale, seed)
 
     @classmethod
-    def from_spectra(cls, spectra: Sequence[Sequence[float]], *, p=None, sigma2: float = 1.0,
-                     beta_scale: float = 1.0, rotate: bool = True, seed: int = 0) -> "BlockModel":
+    def from_spectra(
+        cls,
+        spectra: Sequence[Sequence[float]],
+        *,
+        p=None,
+        sigma2: float = 1.0,
+        beta_scale: float = 1.0,
+        rotate: bool = True,
+        seed: int = 0,
+    ) -> BlockModel:
         """Blocks with given eigenvalues: ``Sigma_i = U_i diag(spectra[i]) U_i^T``.
 
         ``U_i`` is a Haar-random rotation (seeded) when ``rotate`` is true, else the identity.
@@ -144,7 +172,7 @@ class BlockModel:
         p = np.full(k, 1.0 / k) if p is None else p
         return cls(p, covs, betas, sigma2)
 
-    def replace(self, *, p=None, covariances=None, betas=None, sigma2=None) -> "BlockModel":
+    def replace(self, *, p=None, covariances=None, betas=None, sigma2=None) -> BlockModel:
         """A copy with some parameters replaced (validated again)."""
         return BlockModel(
             self._p if p is None else p,

@@ -21,6 +21,7 @@ Theorem 4's premise (issue item B1)
 
 No plotting here (domain module).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -120,7 +121,7 @@ def compare_predictors(model: BlockModel, *, n_test: int = 200_000, seed=0) -> d
     """
     model = check_model(model)
     n = v.check_int(n_test, "n_test", lower=2)
-    v.check_size(n, model.d, "n_test", limit=10 ** 10)  # batched: only the count is bounded
+    v.check_size(n, model.d, "n_test", limit=10**10)  # batched: only the count is bounded
     rng = v.check_random_state(seed)
     dense_coef = np.concatenate(theory.bayes_dense(model))
     diffs = ("dense-posterior", "hard-posterior", "posterior-oracle", "dense-hard")
@@ -129,14 +130,21 @@ def compare_predictors(model: BlockModel, *, n_test: int = 200_000, seed=0) -> d
         s = model.sample(m, rng)
         experts = _expert_outputs(model, s.xbar)
         post = posterior_weights(model, s.xbar)
-        err = {"dense": (s.xbar @ dense_coef - s.y) ** 2,
-               "oracle": (experts[np.arange(m), s.z] - s.y) ** 2,
-               "hard": (experts[np.arange(m), np.argmax(post, axis=1)] - s.y) ** 2,
-               "posterior": (np.sum(post * experts, axis=1) - s.y) ** 2}
-        acc.add(**err, **{"dense-posterior": err["dense"] - err["posterior"],
-                          "hard-posterior": err["hard"] - err["posterior"],
-                          "posterior-oracle": err["posterior"] - err["oracle"],
-                          "dense-hard": err["dense"] - err["hard"]})
+        err = {
+            "dense": (s.xbar @ dense_coef - s.y) ** 2,
+            "oracle": (experts[np.arange(m), s.z] - s.y) ** 2,
+            "hard": (experts[np.arange(m), np.argmax(post, axis=1)] - s.y) ** 2,
+            "posterior": (np.sum(post * experts, axis=1) - s.y) ** 2,
+        }
+        acc.add(
+            **err,
+            **{
+                "dense-posterior": err["dense"] - err["posterior"],
+                "hard-posterior": err["hard"] - err["posterior"],
+                "posterior-oracle": err["posterior"] - err["oracle"],
+                "dense-hard": err["dense"] - err["hard"],
+            },
+        )
     out = {k: acc.mean_se(k) for k in PREDICTORS + diffs}
     out["n_test"] = n
     return out
@@ -162,7 +170,7 @@ def route_probabilities(model: BlockModel, i: int, j: int, eta, *, n: int = 100_
 
     model = check_model(model)
     n = v.check_int(n, "n", lower=1)
-    v.check_size(n, model.d, "n", limit=10 ** 10)
+    v.check_size(n, model.d, "n", limit=10**10)
     theory._check_misrouting(model, i, j, eta)
     if np.ndim(eta) != 0:
         raise ValueError(f"eta must be a scalar, got shape {np.shape(eta)}")
@@ -177,8 +185,7 @@ def route_probabilities(model: BlockModel, i: int, j: int, eta, *, n: int = 100_
     return to_j / n, to_i / n
 
 
-def misrouting_mixture(model: BlockModel, i: int, j: int, eta, reading: str = "A", *, n: int = 200_000,
-                       seed=0) -> dict:
+def misrouting_mixture(model: BlockModel, i: int, j: int, eta, reading: str = "A", *, n: int = 200_000, seed=0) -> dict:
     """Theorem 4's risk for the MoE as a mixture over the Bayes router's actual decision.
 
     On ``n`` draws of :func:`moe_companion.simulate.misrouting_input` (``reading``), the Bayes router picks
@@ -196,7 +203,7 @@ def misrouting_mixture(model: BlockModel, i: int, j: int, eta, reading: str = "A
 
     model = check_model(model)
     n = v.check_int(n, "n", lower=2)
-    v.check_size(n, model.d, "n", limit=10 ** 10)
+    v.check_size(n, model.d, "n", limit=10**10)
     theory._check_misrouting(model, i, j, eta, reading, need_reading=True)
     rng = v.check_random_state(seed)
     router = bayes_router(model)
@@ -211,8 +218,12 @@ def misrouting_mixture(model: BlockModel, i: int, j: int, eta, reading: str = "A
         routed = (experts[np.arange(m), route] - target) ** 2
         always = (experts[:, j] - target) ** 2
         dense = (xbar @ dense_coef - target) ** 2
-        acc.add(routed=routed, always_j=always, dense=dense, **{"routed-always_j": routed - always,
-                                                                "dense-routed": dense - routed})
+        acc.add(
+            routed=routed,
+            always_j=always,
+            dense=dense,
+            **{"routed-always_j": routed - always, "dense-routed": dense - routed},
+        )
         counts += np.bincount(route, minlength=model.k)
         sums += np.bincount(route, weights=routed, minlength=model.k)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -20,6 +20,7 @@ Derivation of the Bayes rule.  Given ``z = i`` the observed features are
 ``log p_i`` plus that expression.  The printed score lacks ``+ 1/2 ||x_{S_i}||^2 / sigma^2 +
 1/2 d_i log sigma^2``: it never weighs the evidence that the *other* blocks are noise only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ def _check_rows(n: int, d: int, name: str) -> int:
     """``n`` as an int >= 1 whose ``n x d`` float64 sample stays under :data:`MAX_TEST_ELEMENTS`."""
     return v.check_size(v.check_int(n, name, lower=1), d, name, limit=MAX_TEST_ELEMENTS)
 
+
 @dataclass(frozen=True)
 class QDARouter:
     """A fitted block-QDA router.
@@ -96,9 +98,9 @@ class QDARouter:
             raise ValueError(f"x must have d={d} columns, got {x.shape[1]}")
         out = np.empty((x.shape[0], self.k))
         for i, c in enumerate(self.covs):
-            xs = x[:, self.offsets[i]:self.offsets[i + 1]]
+            xs = x[:, self.offsets[i] : self.offsets[i + 1]]
             chol = np.linalg.cholesky(c)
-            w = np.linalg.solve(chol, xs.T)                    # (d_i, m)
+            w = np.linalg.solve(chol, xs.T)  # (d_i, m)
             quad = np.einsum("ij,ij->j", w, w)
             logdet = 2.0 * np.log(np.diag(chol)).sum()
             s = -0.5 * logdet - 0.5 * quad
@@ -150,7 +152,7 @@ def sample_balanced(model: BlockModel, n: int, seed=0) -> tuple[np.ndarray, np.n
     start = 0
     for i, ni in enumerate(counts):
         if ni:
-            x[start:start + ni, model.block_slice(i)] = model.sample_block(i, int(ni), rng)
+            x[start : start + ni, model.block_slice(i)] = model.sample_block(i, int(ni), rng)
         start += ni
     xbar = x + rng.normal(0.0, np.sqrt(model.sigma2), size=x.shape)
     return xbar, z
@@ -198,9 +200,11 @@ def fit_router(kind: str, xbar, z, dims, sigma2: float | None = None) -> QDARout
     counts = np.bincount(z, minlength=k)
     for i in range(k):
         if counts[i] <= dims[i]:
-            raise ValueError(f"n too small: block {i} has n_i={counts[i]} training rows, needs n_i > d_i={dims[i]} "
-                             "for an invertible sample covariance")
-        xs = xbar[z == i, offsets[i]:offsets[i + 1]]
+            raise ValueError(
+                f"n too small: block {i} has n_i={counts[i]} training rows, needs n_i > d_i={dims[i]} "
+                "for an invertible sample covariance"
+            )
+        xs = xbar[z == i, offsets[i] : offsets[i + 1]]
         covs.append(xs.T @ xs / counts[i])
     log_prior = np.log(counts / counts.sum()) if kind == "corrected" else np.zeros(k)
     return QDARouter(kind, offsets, tuple(covs), log_prior, float(sigma2 or 0.0))
@@ -224,13 +228,15 @@ def sklearn_qda(xbar, z):
     z = np.asarray(z)
     counts = np.bincount(z)
     if counts.min() <= xbar.shape[1]:
-        raise ValueError(f"n too small for sklearn QDA: smallest class has {counts.min()} rows, "
-                         f"needs > d={xbar.shape[1]}")
+        raise ValueError(
+            f"n too small for sklearn QDA: smallest class has {counts.min()} rows, needs > d={xbar.shape[1]}"
+        )
     return QuadraticDiscriminantAnalysis(solver="eigen").fit(xbar, z)
 
 
-def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3, seed=0,
-                   with_sklearn: bool = True) -> dict:
+def accuracy_curve(
+    model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3, seed=0, with_sklearn: bool = True
+) -> dict:
     """Routing accuracy of every router against the training size ``n``.
 
     All routers are scored on one common test set of ``n_test`` draws from ``model`` (common random
@@ -281,13 +287,13 @@ def accuracy_curve(model: BlockModel, ns, *, n_test: int = 20000, reps: int = 3,
     for kname in kinds:
         out[kname] = acc[kname].mean(axis=1)
         out[f"{kname}_reps"] = acc[kname]
-        out[f"{kname}_se"] = (acc[kname].std(axis=1, ddof=1) / np.sqrt(reps) if reps > 1
-                              else np.full(ns.size, np.nan))
+        out[f"{kname}_se"] = acc[kname].std(axis=1, ddof=1) / np.sqrt(reps) if reps > 1 else np.full(ns.size, np.nan)
     return out
 
 
-def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: int = 20000, seed=0,
-                with_reference: bool = False) -> dict:
+def routed_risk(
+    model: BlockModel, router: QDARouter, experts=None, *, n_test: int = 20000, seed=0, with_reference: bool = False
+) -> dict:
     """Test risk of the sparse MoE when a (possibly imperfect) router picks the expert.
 
     Each test point ``xbar`` is sent to expert ``j = router.predict(xbar)`` which predicts
@@ -319,11 +325,15 @@ def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: i
 
     model = check_model(model)
     if not isinstance(router, QDARouter):
-        raise TypeError(f"router must be a fitted QDARouter (e.g. router.bayes_router(model) or "
-                        f"router.fit_router(...)), got {router!r}")
+        raise TypeError(
+            f"router must be a fitted QDARouter (e.g. router.bayes_router(model) or "
+            f"router.fit_router(...)), got {router!r}"
+        )
     if int(router.offsets[-1]) != model.d or router.k != model.k:
-        raise ValueError(f"router must route the model's k={model.k} blocks of d={model.d} features, "
-                         f"got one for k={router.k}, d={int(router.offsets[-1])}")
+        raise ValueError(
+            f"router must route the model's k={model.k} blocks of d={model.d} features, "
+            f"got one for k={router.k}, d={int(router.offsets[-1])}"
+        )
     if experts is None:
         experts = bayes_sparse(model)
     if len(experts) != model.k:
@@ -338,7 +348,7 @@ def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: i
     conf = np.zeros((model.k, model.k))
     np.add.at(conf, (test.z, route), 1.0)
     conf /= np.maximum(conf.sum(axis=1, keepdims=True), 1.0)
-    se = (lambda a: float(a.std(ddof=1) / np.sqrt(n_test)) if n_test > 1 else float("nan"))  # noqa: E731
+    se = lambda a: float(a.std(ddof=1) / np.sqrt(n_test)) if n_test > 1 else float("nan")  # noqa: E731
     out = {
         "risk": float(err2.mean()),
         "risk_se": se(err2),
@@ -352,14 +362,18 @@ def routed_risk(model: BlockModel, router: QDARouter, experts=None, *, n_test: i
 
         dense2 = (test.xbar @ np.concatenate(bayes_dense(model)) - test.y) ** 2
         oracle2 = (preds[np.arange(n_test), test.z] - test.y) ** 2
-        out.update(dense_risk=float(dense2.mean()), dense_risk_se=se(dense2), oracle_risk=float(oracle2.mean()),
-                   oracle_risk_se=se(oracle2), paired_se=se(err2 - dense2))
+        out.update(
+            dense_risk=float(dense2.mean()),
+            dense_risk_se=se(dense2),
+            oracle_risk=float(oracle2.mean()),
+            oracle_risk_se=se(oracle2),
+            paired_se=se(err2 - dense2),
+        )
     return out
 
 
 # ------------------------------------------------------------------ experiments behind the chapter
-def router_model(k: int = 4, block_dim: int = 8, sigma2: float = 1.0, alpha: float = 0.0, *,
-                 seed=0) -> BlockModel:
+def router_model(k: int = 4, block_dim: int = 8, sigma2: float = 1.0, alpha: float = 0.0, *, seed=0) -> BlockModel:
     """Block model used by the router chapter: block spectra ``lam_j ∝ j^(-alpha)``, mean 1.
 
     ``alpha = 0`` gives ``Sigma_i = I``; larger ``alpha`` concentrates the block's variance in
@@ -395,15 +409,22 @@ def excess_curve(model: BlockModel, ns, *, n_test: int = 40000, reps: int = 4, s
     out = accuracy_curve(model, ns, n_test=n_test, reps=reps, seed=seed, with_sklearn=False)
     exc_c = out["bayes"] - out["corrected"]
     exc_p = out["bayes"] - out["printed"]
-    return {"n": out["n"], "corrected": exc_c, "printed": exc_p, "bayes": out["bayes"],
-            "corrected_se": out["corrected_se"], "printed_se": out["printed_se"],
-            "corrected_reps": out["bayes"] - out["corrected_reps"].T,
-            "printed_reps": out["bayes"] - out["printed_reps"].T,
-            "slope_corrected": loglog_slope(out["n"], exc_c)}
+    return {
+        "n": out["n"],
+        "corrected": exc_c,
+        "printed": exc_p,
+        "bayes": out["bayes"],
+        "corrected_se": out["corrected_se"],
+        "printed_se": out["printed_se"],
+        "corrected_reps": out["bayes"] - out["corrected_reps"].T,
+        "printed_reps": out["bayes"] - out["printed_reps"].T,
+        "slope_corrected": loglog_slope(out["n"], exc_c),
+    }
 
 
-def routing_risk_rows(sigma2s, *, n: int = 640, k: int = 4, block_dim: int = 8, alpha: float = 0.0,
-                      n_test: int = 20000, seed=0) -> list[dict]:
+def routing_risk_rows(
+    sigma2s, *, n: int = 640, k: int = 4, block_dim: int = 8, alpha: float = 0.0, n_test: int = 20000, seed=0
+) -> list[dict]:
     """Risk of the routed sparse MoE (Bayes sparse experts) for each router, beside Theorem 2.
 
     One row per ``sigma2`` (plain keys): ``risk_dense``, ``risk_sparse`` (Theorem 2 closed forms: no routing /
@@ -422,9 +443,11 @@ def routing_risk_rows(sigma2s, *, n: int = 640, k: int = 4, block_dim: int = 8, 
     for s2 in np.atleast_1d(sigma2s):
         model = router_model(k, block_dim, float(s2), alpha, seed=0)
         xb, z = sample_balanced(model, n, seed=rng)
-        routers = {"bayes": bayes_router(model),
-                   "corrected": fit_router("corrected", xb, z, model.dims, model.sigma2),
-                   "printed": fit_router("printed", xb, z, model.dims)}
+        routers = {
+            "bayes": bayes_router(model),
+            "corrected": fit_router("corrected", xb, z, model.dims, model.sigma2),
+            "printed": fit_router("printed", xb, z, model.dims),
+        }
         row = {"sigma2": float(s2), "risk_dense": float(risk_dense(model)), "risk_sparse": float(risk_sparse(model))}
         test_seed = int(rng.integers(2**63))
         for name, rt in routers.items():
@@ -434,11 +457,15 @@ def routing_risk_rows(sigma2s, *, n: int = 640, k: int = 4, block_dim: int = 8, 
             row[f"{name}_misrouted"] = res["misrouted_part"]
             row[f"{name}_error_rate"] = res["error_rate"]
             if name == "bayes":
-                row.update(mc_dense=res["dense_risk"], mc_dense_se=res["dense_risk_se"],
-                           mc_oracle=res["oracle_risk"], mc_oracle_se=res["oracle_risk_se"],
-                           bayes_paired_se=res["paired_se"],
-                           bayes_cost=res["misrouted_part"] / max(res["error_rate"], 1e-300),
-                           thm4_cost=misrouting_cost(model, res["confusion"]))
+                row.update(
+                    mc_dense=res["dense_risk"],
+                    mc_dense_se=res["dense_risk_se"],
+                    mc_oracle=res["oracle_risk"],
+                    mc_oracle_se=res["oracle_risk_se"],
+                    bayes_paired_se=res["paired_se"],
+                    bayes_cost=res["misrouted_part"] / max(res["error_rate"], 1e-300),
+                    thm4_cost=misrouting_cost(model, res["confusion"]),
+                )
         rows.append(row)
     return rows
 

@@ -22,6 +22,7 @@ counts have positive probability, so medians are reported beside means.  For lar
 estimators' excess risks decay like ``1/n`` (not ``1/n^2``): the sparse constant is
 ``sum_i R_i d_i`` and the dense one the sandwich ``tr(A^{-1} B)`` of misspecified least squares.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -136,13 +137,11 @@ def excess_curves(model: BlockModel, ns, *, runs: int = 4, seed=0, sparse_only: 
             start = n
             counts = np.bincount(s.z[:n], minlength=model.k)
             out["min_count"][r, j] = counts.min()
-            out["risk_sparse"][r, j] = theory.risk_of_coefficients(model, [acc.solve() for acc in block_acc],
-                                                                   "sparse")
+            out["risk_sparse"][r, j] = theory.risk_of_coefficients(model, [acc.solve() for acc in block_acc], "sparse")
             out["sparse"][r, j] = out["risk_sparse"][r, j] - bayes["sparse"]
             out["sparse_expected"][r, j] = sparse_expected_excess(model, counts)
             if dense_acc is not None:
-                out["risk_dense"][r, j] = theory.risk_of_coefficients(model, _blocks(model, dense_acc.solve()),
-                                                                      "dense")
+                out["risk_dense"][r, j] = theory.risk_of_coefficients(model, _blocks(model, dense_acc.solve()), "dense")
                 out["dense"][r, j] = out["risk_dense"][r, j] - bayes["dense"]
     out["n"] = ns
     out["bayes"] = bayes
@@ -206,9 +205,9 @@ def asymptotic_constants(model: BlockModel) -> dict:
 # ------------------------------------------------------------------------------------ fits
 #: name -> basis functions of n; the fitted curve is sum_j coef_j * basis_j(n).
 FORMS = {
-    "a/n²": (lambda n: n ** -2.0,),
-    "a/n": (lambda n: n ** -1.0,),
-    "a/n² + b/n": (lambda n: n ** -2.0, lambda n: n ** -1.0),
+    "a/n²": (lambda n: n**-2.0,),
+    "a/n": (lambda n: n**-1.0,),
+    "a/n² + b/n": (lambda n: n**-2.0, lambda n: n**-1.0),
 }
 
 
@@ -264,8 +263,16 @@ def fit_table(n, curves: dict, windows) -> list[dict]:
                     f = fit_form(n[sel], y[sel], form)
                 except ValueError:
                     continue
-                rows.append({"window": (lo, hi), "curve": name, "form": form, "coef": f["coef"],
-                             "rel_rmse": f["rel_rmse"], "points": f["m"]})
+                rows.append(
+                    {
+                        "window": (lo, hi),
+                        "curve": name,
+                        "form": form,
+                        "coef": f["coef"],
+                        "rel_rmse": f["rel_rmse"],
+                        "points": f["m"],
+                    }
+                )
     return rows
 
 
@@ -274,8 +281,10 @@ def paper_table1() -> list[dict]:
     the ``n = a/b`` beyond which the printed sparse fit is negative."""
     dense = [2.67e3, 4.86e3, 2.92e3, 5.64e3]
     sparse = [(3.94e3, 13.76), (5.24e3, 19.10), (5.51e3, 11.10), (11.7e3, 70.85)]
-    return [{"run": r + 1, "dense_a": d, "sparse_a": s[0], "sparse_b": s[1], "negative_beyond": s[0] / s[1]}
-            for r, (d, s) in enumerate(zip(dense, sparse))]
+    return [
+        {"run": r + 1, "dense_a": d, "sparse_a": s[0], "sparse_b": s[1], "negative_beyond": s[0] / s[1]}
+        for r, (d, s) in enumerate(zip(dense, sparse))
+    ]
 
 
 def fig6_model(seed: int = 0, *, d: int = 100, lam2: float = 8.0, sigma2: float = 1.0) -> BlockModel:
@@ -296,8 +305,9 @@ def fig3_model(seed: int = 0, *, p: int = 900, k: int = 12, rho: float = 0.5, si
 
 
 # ----------------------------------------------------------------------------------- App. A.6.3
-def case_study_excess(n, *, lam2: float = 8.0, sigma2: float = 1.0, beta: float = 1.0, reps: int = 20000,
-                      seed=0) -> list[dict]:
+def case_study_excess(
+    n, *, lam2: float = 8.0, sigma2: float = 1.0, beta: float = 1.0, reps: int = 20000, seed=0
+) -> list[dict]:
     """App. A.6.3's one-dimensional expert: the paper's delta-method excess risk, the exact mean and Monte Carlo.
 
     ``x ~ N(0, lam2)``, ``xbar = x + e`` with ``e ~ N(0, sigma2)``, ``y = beta x``, OLS on ``n`` rows.
@@ -323,9 +333,15 @@ def case_study_excess(n, *, lam2: float = 8.0, sigma2: float = 1.0, beta: float 
         xb = x + rng.normal(0.0, np.sqrt(sigma2), size=(reps, nn))
         bh = beta * np.einsum("ij,ij->i", xb, x) / np.einsum("ij,ij->i", xb, xb)
         ex = (lam2 + sigma2) * (bh - beta_b) ** 2
-        rows.append({"n": nn, "paper": beta**2 * lam2 * sigma2**2 / (nn * (lam2 + sigma2) ** 2),
-                     "exact": r_bayes / (nn - 2), "mc": float(ex.mean()),
-                     "mc_se": float(ex.std(ddof=1) / np.sqrt(reps))})
+        rows.append(
+            {
+                "n": nn,
+                "paper": beta**2 * lam2 * sigma2**2 / (nn * (lam2 + sigma2) ** 2),
+                "exact": r_bayes / (nn - 2),
+                "mc": float(ex.mean()),
+                "mc_se": float(ex.std(ddof=1) / np.sqrt(reps)),
+            }
+        )
     return rows
 
 
@@ -392,8 +408,13 @@ def calibration(mc, se, exact) -> dict:
         raise ValueError("calibration needs at least one point with a finite estimate, s.e. > 0 and closed form")
     z = np.abs(mc[ok] - exact[ok]) / se[ok]
     p2 = float(2 * stats.norm.cdf(2.0) - 1)
-    return {"within2": float(np.mean(z <= 2)), "within3": float(np.mean(z <= 3)), "points": m,
-            "expected2": p2, "se2": float(np.sqrt(p2 * (1 - p2) / m))}
+    return {
+        "within2": float(np.mean(z <= 2)),
+        "within3": float(np.mean(z <= 3)),
+        "points": m,
+        "expected2": p2,
+        "se2": float(np.sqrt(p2 * (1 - p2) / m)),
+    }
 
 
 # ------------------------------------------------------------------------------- App. A.6.1 and A.6.2
@@ -467,6 +488,14 @@ def variance_terms(model: BlockModel, n_i, *, reps: int = 100, seed=0) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         exact = np.where(ns >= d0 + 2, s2 * (b0 @ b0 + r0 * tr_inv / (ns - d0 - 1.0)), np.nan)
     out = {key: {"mean": a.mean(axis=1), "se": a.std(axis=1, ddof=1) / np.sqrt(reps)} for key, a in vals.items()}
-    out.update({"n_i": ns, "exact": exact, "limit": float(s2 * b0 @ b0), "rank_dev": float(rank_dev),
-                "d_i": int(d0), "reps": reps})
+    out.update(
+        {
+            "n_i": ns,
+            "exact": exact,
+            "limit": float(s2 * b0 @ b0),
+            "rank_dev": float(rank_dev),
+            "d_i": int(d0),
+            "reps": reps,
+        }
+    )
     return out

@@ -4,6 +4,7 @@ Every function is seeded (same seed => same numbers), vectorised over samples, a
 with its standard error (sample standard deviation / sqrt(n)), so that a page can draw error bars
 over the closed-form curves and the tests can compare within a few standard errors.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,18 @@ from . import _validate as v
 from . import theory
 from .model import BlockModel, check_model
 
-__all__ = ["calibration", "check_rows", "fitted_coefficients", "fitted_risk", "least_squares", "min_norm",
-           "misrouting_input",
-           "misrouting_risk", "risk", "risk_gap"]
+__all__ = [
+    "calibration",
+    "check_rows",
+    "fitted_coefficients",
+    "fitted_risk",
+    "least_squares",
+    "min_norm",
+    "misrouting_input",
+    "misrouting_risk",
+    "risk",
+    "risk_gap",
+]
 
 _ESTIMATORS = ("dense", "sparse")
 
@@ -35,8 +45,9 @@ def _predict(model: BlockModel, xbar: np.ndarray, z: np.ndarray, estimator: str,
     return pred
 
 
-def risk(model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=None, *,
-         coefficients=None) -> tuple[float, float]:
+def risk(
+    model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=None, *, coefficients=None
+) -> tuple[float, float]:
     """Monte Carlo risk of a Bayes estimator of Eq. (3) (Theorems 2 and 3).
 
     Draws ``n_samples`` test points from the model (expert ``z ~ p``, clean block ``x_z``, noise
@@ -76,8 +87,9 @@ def risk(model: BlockModel, estimator: str, n_samples: int, seed: int, sigma_o2=
         coefs = list(coefficients)
         if len(coefs) != model.k:
             raise ValueError(f"coefficients must have one block per expert (k={model.k}), got {len(coefs)}")
-        coefs = [v.check_array(c, f"coefficients[{i}]", shape=(di,))
-                 for i, (c, di) in enumerate(zip(coefs, model.dims))]
+        coefs = [
+            v.check_array(c, f"coefficients[{i}]", shape=(di,)) for i, (c, di) in enumerate(zip(coefs, model.dims))
+        ]
     s = model.sample(n, seed, sigma2=so2)
     return _mean_se((_predict(model, s.xbar, s.z, estimator, coefs) - s.y) ** 2)
 
@@ -98,8 +110,9 @@ def risk_gap(model: BlockModel, n_samples: int, seed: int, sigma_o2=None) -> tup
     return _mean_se((sparse - s.y) ** 2 - (dense - s.y) ** 2)
 
 
-def misrouting_input(model: BlockModel, i: int, j: int, eta: float, reading: str, n: int,
-                     seed=0) -> tuple[np.ndarray, np.ndarray]:
+def misrouting_input(
+    model: BlockModel, i: int, j: int, eta: float, reading: str, n: int, seed=0
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` perturbed inputs of Theorem 4 under ``reading`` and their targets.
 
     Samples ``x_i ~ N(0, Sigma_i)``, ``x_j ~ N(0, Sigma_j)`` and ``e ~ N(0, sigma^2 I_d)``: block i carries
@@ -128,8 +141,9 @@ def misrouting_input(model: BlockModel, i: int, j: int, eta: float, reading: str
     return xbar, target
 
 
-def misrouting_risk(model: BlockModel, i: int, j: int, eta: float, reading: str, n_samples: int,
-                    seed: int) -> tuple[tuple[float, float], tuple[float, float]]:
+def misrouting_risk(
+    model: BlockModel, i: int, j: int, eta: float, reading: str, n_samples: int, seed: int
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Monte Carlo squared error under mis-routing (Theorem 4) for one reading.
 
     Draws :func:`misrouting_input` and scores the Bayes dense estimator on the whole input and expert
@@ -221,8 +235,9 @@ def fitted_coefficients(model: BlockModel, estimator: str, n_train: int, seed) -
     return sparse
 
 
-def fitted_risk(model: BlockModel, estimator: str, n_train: int, n_reps: int, seed: int,
-                sigma_o2=None) -> tuple[float, float]:
+def fitted_risk(
+    model: BlockModel, estimator: str, n_train: int, n_reps: int, seed: int, sigma_o2=None
+) -> tuple[float, float]:
     """Exact test risk of least-squares fits, averaged over ``n_reps`` seeded training sets.
 
     Each repetition fits :func:`fitted_coefficients` on a fresh training set and evaluates its exact
@@ -242,8 +257,14 @@ def fitted_risk(model: BlockModel, estimator: str, n_train: int, n_reps: int, se
     if sigma_o2 is not None:
         v.check_scalar(sigma_o2, "sigma_o2", lower=0.0)
     seeds = np.random.default_rng(seed).integers(0, 2**31, size=reps)
-    vals = np.array([theory.risk_of_coefficients(model, fitted_coefficients(model, estimator, n_train, int(s)),
-                                                 estimator, sigma_o2) for s in seeds])
+    vals = np.array(
+        [
+            theory.risk_of_coefficients(
+                model, fitted_coefficients(model, estimator, n_train, int(s)), estimator, sigma_o2
+            )
+            for s in seeds
+        ]
+    )
     return _mean_se(vals)
 
 
@@ -258,8 +279,17 @@ def check_rows(models, n_samples: int = 200_000, sigma_o2_factor: float | None =
         for est, f in (("dense", theory.risk_dense), ("sparse", theory.risk_sparse)):
             mean, se = risk(m, est, n_samples, seed + idx, sigma_o2=so2)
             exact = f(m, so2)
-            row = {"model": idx, "k": m.k, "sigma2": m.sigma2, "sigma_o2": m.sigma2 if so2 is None else so2,
-                   "estimator": est, "closed": exact, "mc": mean, "se": se, "z": (mean - exact) / se}
+            row = {
+                "model": idx,
+                "k": m.k,
+                "sigma2": m.sigma2,
+                "sigma_o2": m.sigma2 if so2 is None else so2,
+                "estimator": est,
+                "closed": exact,
+                "mc": mean,
+                "se": se,
+                "z": (mean - exact) / se,
+            }
             if so2 is not None:  # the other semantic: test noise sigma^2 + sigma_o^2
                 row["additive"] = f(m, m.sigma2 + so2)
                 row["z_additive"] = (mean - row["additive"]) / se
@@ -281,5 +311,9 @@ def calibration(mc, se, closed) -> dict:
     if not mc.size == se.size == closed.size or mc.size == 0:
         raise ValueError(f"mc, se and closed must have the same non-zero size, got {mc.size}, {se.size}, {closed.size}")
     z = np.abs(mc - closed) / se
-    return {"share_2se": float(np.mean(z <= 2)), "share_3se": float(np.mean(z <= 3)), "points": int(z.size),
-            "max_abs_z": float(z.max())}
+    return {
+        "share_2se": float(np.mean(z <= 2)),
+        "share_3se": float(np.mean(z <= 3)),
+        "points": int(z.size),
+        "max_abs_z": float(z.max()),
+    }

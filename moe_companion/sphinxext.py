@@ -9,6 +9,7 @@
   ``assets/moe-book.js``: search-result snippets without raw TeX.
 * The ``paper`` role marks a number quoted from the paper.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,8 +78,15 @@ def _register_bibliography_style() -> None:
             for entry in sorted_entries:
                 people = entry.persons.get("author") or entry.persons.get("editor") or []
                 names = [surname(p) for p in people]
-                who = (names[0] if len(names) == 1 else f"{names[0]} and {names[1]}" if len(names) == 2
-                       else f"{names[0]} et al." if names else entry.fields.get("key", entry.key))
+                who = (
+                    names[0]
+                    if len(names) == 1
+                    else f"{names[0]} and {names[1]}"
+                    if len(names) == 2
+                    else f"{names[0]} et al."
+                    if names
+                    else entry.fields.get("key", entry.key)
+                )
                 labels.append(f"{who}, {entry.fields.get('year', 'n.d.')}")
                 seen[labels[-1]] = seen.get(labels[-1], 0) + 1
             counter: dict[str, int] = {}

@@ -17,10 +17,12 @@ accent     a third quantity that is none of the above
 A Monte Carlo estimate is drawn as markers (with error bars) in the colour of the curve it checks.
 Chapters select traces by plain identifiers and apply display labels only here, at display time.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -41,21 +43,22 @@ __all__ = [
 ]
 
 COLORS = {
-    "dense": "#0072B2",      # blue
-    "sparse": "#D55E00",     # vermillion
-    "router": "#E69F00",     # orange
+    "dense": "#0072B2",  # blue
+    "sparse": "#D55E00",  # vermillion
+    "router": "#E69F00",  # orange
     "posterior": "#009E73",  # bluish green
-    "paper": "#CC79A7",      # reddish purple
+    "paper": "#CC79A7",  # reddish purple
     "reference": "#7F7F7F",  # grey
-    "accent": "#56B4E9",     # sky blue
+    "accent": "#56B4E9",  # sky blue
 }
 #: Line dash by kind of curve: derived closed form, as printed in the paper, reference.
 DASH = {"derived": "solid", "paper": "dash", "reference": "dot"}
 
 TEMPLATE = "moe"
 _template = go.layout.Template(pio.templates["plotly_white"])
-_template.layout.colorway = [COLORS[k] for k in ("dense", "sparse", "router", "posterior", "paper", "accent",
-                                                   "reference")]
+_template.layout.colorway = [
+    COLORS[k] for k in ("dense", "sparse", "router", "posterior", "paper", "accent", "reference")
+]
 _template.layout.font = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=13)
 # no SI prefixes (1μ, 1n) on loss axes; powers of ten read "10⁻³"
 for _ax in ("xaxis", "yaxis"):
@@ -113,23 +116,66 @@ def _rounded(a, digits: int = 5):
     return [None if not np.isfinite(v) else float(v) for v in out.ravel()]
 
 
-def line(x: Sequence, y: Sequence, role: str, name: str, *, kind: str = "derived", group: str | None = None,
-         showlegend: bool = True, **kwargs) -> go.Scatter:
+def line(
+    x: Sequence,
+    y: Sequence,
+    role: str,
+    name: str,
+    *,
+    kind: str = "derived",
+    group: str | None = None,
+    showlegend: bool = True,
+    **kwargs,
+) -> go.Scatter:
     """A curve in the colour of ``role`` (:data:`COLORS`) and the dash of ``kind`` (:data:`DASH`)."""
-    return go.Scatter(x=list(x), y=_rounded(y), mode="lines", name=name, legendgroup=group or role,
-                      showlegend=showlegend, line=dict(color=COLORS[role], dash=DASH[kind], width=2.5),
-                      **kwargs)
+    return go.Scatter(
+        x=list(x),
+        y=_rounded(y),
+        mode="lines",
+        name=name,
+        legendgroup=group or role,
+        showlegend=showlegend,
+        line=dict(color=COLORS[role], dash=DASH[kind], width=2.5),
+        **kwargs,
+    )
 
 
-def points(x: Sequence, mean: Sequence, se: Sequence | None, role: str, name: str, *, z: float = 2.0,
-           symbol: str = "circle", group: str | None = None, showlegend: bool = True, **kwargs) -> go.Scatter:
+def points(
+    x: Sequence,
+    mean: Sequence,
+    se: Sequence | None,
+    role: str,
+    name: str,
+    *,
+    z: float = 2.0,
+    symbol: str = "circle",
+    group: str | None = None,
+    showlegend: bool = True,
+    **kwargs,
+) -> go.Scatter:
     """Monte Carlo estimates as markers in the colour of ``role``, with ``± z·se`` error bars."""
-    error = None if se is None else dict(type="data", array=_rounded(z * np.asarray(se, dtype=float)),
-                                          visible=True, color=COLORS[role], thickness=1.5)
-    return go.Scatter(x=list(x), y=_rounded(mean), mode="markers", name=name, legendgroup=group or role,
-                      showlegend=showlegend, error_y=error,
-                      marker=dict(color=COLORS[role], symbol=symbol, size=8, line=dict(width=1, color="white")),
-                      **kwargs)
+    error = (
+        None
+        if se is None
+        else dict(
+            type="data",
+            array=_rounded(z * np.asarray(se, dtype=float)),
+            visible=True,
+            color=COLORS[role],
+            thickness=1.5,
+        )
+    )
+    return go.Scatter(
+        x=list(x),
+        y=_rounded(mean),
+        mode="markers",
+        name=name,
+        legendgroup=group or role,
+        showlegend=showlegend,
+        error_y=error,
+        marker=dict(color=COLORS[role], symbol=symbol, size=8, line=dict(width=1, color="white")),
+        **kwargs,
+    )
 
 
 def axis(title: str, **kwargs) -> dict:

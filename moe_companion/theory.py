@@ -23,6 +23,7 @@ Conventions
 * Mis-routing (Theorem 4): the readings of the perturbed input and of the target are documented in
   :data:`READINGS` and :func:`misrouting_risk`.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -99,8 +100,10 @@ def shrinkage_ratios(model: BlockModel, coefficients=None) -> dict[str, np.ndarr
         dense = [full[model.block_slice(i)] for i in range(model.k)]
         if len(sparse) != model.k:
             raise ValueError(f"coefficients[1] must list k={model.k} experts, got {len(sparse)}")
-    return {"dense": np.array([np.linalg.norm(b) for b in dense]) / norms,
-            "sparse": np.array([np.linalg.norm(b) for b in sparse]) / norms}
+    return {
+        "dense": np.array([np.linalg.norm(b) for b in dense]) / norms,
+        "sparse": np.array([np.linalg.norm(b) for b in sparse]) / norms,
+    }
 
 
 def _spectrum(model: BlockModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -393,8 +396,9 @@ class Reading(NamedTuple):
 READINGS: dict[str, Reading] = {
     "A": Reading(False, 1.0, 0.0, "block j = eta x_j + e_j (noise not scaled); target x_i^T beta_i*"),
     "B": Reading(True, 1.0, 0.0, "block j = eta (x_j + e_j) (noise scaled); target x_i^T beta_i*"),
-    "C": Reading(False, 1.0, 1.0,
-                 "block j = eta x_j + e_j; target x_i^T beta_i* + eta x_j^T beta_j* (clean composite)"),
+    "C": Reading(
+        False, 1.0, 1.0, "block j = eta x_j + e_j; target x_i^T beta_i* + eta x_j^T beta_j* (clean composite)"
+    ),
     "D": Reading(True, 1.0, 1.0, "block j = eta (x_j + e_j); target x_i^T beta_i* + eta x_j^T beta_j*"),
     "E": Reading(True, 0.0, 1.0, "block j = eta (x_j + e_j); target eta x_j^T beta_j* (the perturbation's label)"),
 }
@@ -405,7 +409,9 @@ def _check_misrouting(model, i, j, eta, reading=None, *, need_reading=False):
     i = v.check_int(i, "i", lower=0, upper=model.k - 1)
     j = v.check_int(j, "j", lower=0, upper=model.k - 1)
     if i == j:
-        raise ValueError(f"j must differ from i (mis-routing sends expert i's input to another expert), got i = j = {i}")
+        raise ValueError(
+            f"j must differ from i (mis-routing sends expert i's input to another expert), got i = j = {i}"
+        )
     eta = v.check_array(eta, "eta", lower=0.0, lower_inclusive=False)
     if need_reading or reading is not None:
         v.check_choice(reading, "reading", tuple(READINGS))
@@ -462,7 +468,7 @@ def misrouting_risk(model: BlockModel, i: int, j: int, eta, reading: str = "A") 
         terms[r] = (lam, b2, w, vv)
     lam, b2, w, _ = terms[i]
     dense = np.sum(b2 * (lam * (w - rd.a) ** 2 + s2 * w * w)) + 0.0 * eta
-    sparse = rd.a ** 2 * np.sum(b2 * lam) + 0.0 * eta
+    sparse = rd.a**2 * np.sum(b2 * lam) + 0.0 * eta
     lam, b2, w, vv = terms[j]
     dense = dense + e2 * np.sum(b2 * lam * (w - rd.g) ** 2) + c2 * s2 * np.sum(b2 * w * w)
     sparse = sparse + e2 * np.sum(b2 * lam * (vv - rd.g) ** 2) + c2 * s2 * np.sum(b2 * vv * vv)
@@ -480,17 +486,19 @@ def misrouting_risk_direct(model: BlockModel, i: int, j: int, eta: float, readin
     rd = READINGS[reading]
     s2 = model.sigma2
     c2 = eta * eta if rd.noise_scaled else 1.0
-    bd = [p * np.linalg.solve(p * cov + s2 * np.eye(cov.shape[0]), cov @ b)
-          for p, cov, b in zip(model.p, model.covariances, model.betas)]
+    bd = [
+        p * np.linalg.solve(p * cov + s2 * np.eye(cov.shape[0]), cov @ b)
+        for p, cov, b in zip(model.p, model.covariances, model.betas)
+    ]
     cov_i, cov_j = model.covariances[i], model.covariances[j]
     b_i, b_j = model.betas[i], model.betas[j]
     bs_j = np.linalg.solve(cov_j + s2 * np.eye(cov_j.shape[0]), cov_j @ b_j)
     ri = bd[i] - rd.a * b_i
     rj = bd[j] - rd.g * b_j
-    dense = ri @ cov_i @ ri + s2 * bd[i] @ bd[i] + eta ** 2 * rj @ cov_j @ rj + c2 * s2 * bd[j] @ bd[j]
+    dense = ri @ cov_i @ ri + s2 * bd[i] @ bd[i] + eta**2 * rj @ cov_j @ rj + c2 * s2 * bd[j] @ bd[j]
     dense += s2 * sum(bd[r] @ bd[r] for r in range(model.k) if r not in (i, j))
     rs = bs_j - rd.g * b_j
-    sparse = rd.a ** 2 * b_i @ cov_i @ b_i + eta ** 2 * rs @ cov_j @ rs + c2 * s2 * bs_j @ bs_j
+    sparse = rd.a**2 * b_i @ cov_i @ b_i + eta**2 * rs @ cov_j @ rs + c2 * s2 * bs_j @ bs_j
     return float(dense), float(sparse)
 
 
@@ -539,9 +547,9 @@ def paper_misrouting_risk_direct(model: BlockModel, i: int, j: int, eta: float) 
         return float(b @ cov @ mid @ cov @ b)
 
     pj, pi = model.p[j], model.p[i]
-    dense = eta ** 2 * pj * quad(j, pj, 1) + s2 * eta ** 2 * (pj ** 2 - pj) * quad(j, pj, 2) - pi * quad(i, pi, 1)
+    dense = eta**2 * pj * quad(j, pj, 1) + s2 * eta**2 * (pj**2 - pj) * quad(j, pj, 2) - pi * quad(i, pi, 1)
     dense += s2 * sum(model.p[r] ** 2 * quad(r, model.p[r], 2) for r in range(model.k) if r not in (i, j))
-    sparse = eta ** 2 * quad(j, 1.0, 1)
+    sparse = eta**2 * quad(j, 1.0, 1)
     return float(dense), float(sparse)
 
 
@@ -558,5 +566,10 @@ def proof_first_line_dense(model: BlockModel, i: int, j: int, eta) -> float:
     eta = float(eta)
     bd = bayes_dense(model)
     cov_i, cov_j, b_i = model.covariances[i], model.covariances[j], model.betas[i]
-    return float(b_i @ cov_i @ b_i + bd[i] @ cov_i @ bd[i] + eta ** 2 * bd[j] @ cov_j @ bd[j]
-                 + model.sigma2 * sum(c @ c for c in bd) - 2 * bd[i] @ cov_i @ b_i)
+    return float(
+        b_i @ cov_i @ b_i
+        + bd[i] @ cov_i @ bd[i]
+        + eta**2 * bd[j] @ cov_j @ bd[j]
+        + model.sigma2 * sum(c @ c for c in bd)
+        - 2 * bd[i] @ cov_i @ b_i
+    )

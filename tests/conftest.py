@@ -1,4 +1,5 @@
 """Shared fixtures: the built book (built once per test session) and a local HTTP server for it."""
+
 from __future__ import annotations
 
 import functools
@@ -18,8 +19,16 @@ BUILD_HTML = ROOT / "_build" / "html"
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 # without the background-networking flags chromium calls Google's hosts, which this sandbox refuses
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def toc_pages() -> list[str]:
@@ -48,8 +57,13 @@ def built_book() -> subprocess.CompletedProcess:
     if os.environ.get("MOE_SKIP_BUILD") == "1" and (BUILD_HTML / "index.html").exists():
         return subprocess.CompletedProcess(args=[], returncode=0, stdout="(reused existing build)", stderr="")
     jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(jb), "build", str(ROOT), "-W", "-n", "--keep-going"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=3000)
+    proc = subprocess.run(
+        [str(jb), "build", str(ROOT), "-W", "-n", "--keep-going"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "build.log").write_text(proc.stdout + "\n" + proc.stderr)
     return proc
@@ -98,9 +112,24 @@ def smoke_chapter(tmp_path):
 
     def run(name: str) -> tuple[list[dict], Path]:
         out = tmp_path / "gen"
-        proc = subprocess.run([sys.executable, "-m", "moe_companion", "heavy", "run", name,
-                               "--profile", "smoke", "--output-dir", str(out), "--quiet"],
-                              capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "moe_companion",
+                "heavy",
+                "run",
+                name,
+                "--profile",
+                "smoke",
+                "--output-dir",
+                str(out),
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         nb = json.loads((out / f"{name}.ipynb").read_text())
         assert json.loads((out / f"{name}.run.json").read_text())["profile"] == "smoke"

@@ -1,4 +1,5 @@
 """A toy heavy experiment for the contract and cluster tests (importable by Dask worker processes)."""
+
 from __future__ import annotations
 
 import os

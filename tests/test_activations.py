@@ -1,4 +1,5 @@
 """Forward hooks on the MLP input (moe_companion.heavy.activations) vs manual computations."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,14 @@ def _tiny_bert(seed=0):
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     return BertModel(cfg).eval()
 
 
@@ -24,8 +31,16 @@ def _tiny_t5(seed=0, gated=False):
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
-    cfg = T5Config(vocab_size=50, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                   feed_forward_proj="gated-gelu" if gated else "relu", decoder_start_token_id=0)
+    cfg = T5Config(
+        vocab_size=50,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        feed_forward_proj="gated-gelu" if gated else "relu",
+        decoder_start_token_id=0,
+    )
     return T5ForConditionalGeneration(cfg).eval()
 
 

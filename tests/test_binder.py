@@ -15,6 +15,7 @@ binder/postBuild. Offline here we check what can be checked:
 
 Skipped (not failed) only when the package registry does not answer within a few seconds.
 """
+
 from __future__ import annotations
 
 import ast
@@ -138,8 +139,12 @@ def _only_these_distributions(resolved: dict[str, str], target: Path) -> None:
 
 def _registry_answers(python: str) -> bool:
     try:
-        proc = subprocess.run([python, "-m", "pip", "index", "versions", "jupyterlab-myst", *PIP_FAST],
-                              capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(
+            [python, "-m", "pip", "index", "versions", "jupyterlab-myst", *PIP_FAST],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except subprocess.TimeoutExpired:
         return False
     return proc.returncode == 0 and "2.7.0" in proc.stdout
@@ -156,24 +161,48 @@ def test_fresh_venv_from_binder_files_resolves_and_imports_every_chapter(tmp_pat
     if not _registry_answers(py):
         pytest.skip("the package registry does not answer")
     report = tmp_path / "report.json"
-    proc = subprocess.run([py, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                           "--report", str(report), *PIP_FAST, "-r", str(BINDER / "requirements.txt")],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            *PIP_FAST,
+            "-r",
+            str(BINDER / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    resolved = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
-                for i in json.loads(report.read_text())["install"]}
+    resolved = {
+        i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
+        for i in json.loads(report.read_text())["install"]
+    }
     for name, version in _pins(BINDER / "requirements.txt").items():
         assert resolved.get(name, "").split("+")[0] == version, f"{name}: resolved {resolved.get(name)}"
     assert resolved["torch"].endswith("+cpu") or "download.pytorch.org" not in str(resolved), resolved["torch"]
     modules = chapter_imports()
     full = os.environ.get("MOE_BINDER_FULL") == "1"
     if full:
-        proc = subprocess.run([py, "-m", "pip", "install", "--quiet", *PIP_FAST, "-r",
-                               str(BINDER / "requirements.txt")], capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [py, "-m", "pip", "install", "--quiet", *PIP_FAST, "-r", str(BINDER / "requirements.txt")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
-        proc = subprocess.run(["bash", str(BINDER / "postBuild")], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            ["bash", str(BINDER / "postBuild")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         runner = py
     else:
@@ -197,8 +226,9 @@ def test_fresh_venv_from_binder_files_resolves_and_imports_every_chapter(tmp_pat
         runner = sys.executable
     env = {**os.environ, "PYTHONPATH": f"{ROOT}" if full else f"{ROOT}:{site}", "MPLBACKEND": "Agg"}
     args = [runner] if full else [runner, "-S"]
-    proc = subprocess.run([*args, "-c", IMPORT_ALL, json.dumps(modules)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [*args, "-c", IMPORT_ALL, json.dumps(modules)], capture_output=True, text=True, timeout=600, cwd=ROOT, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     failed = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not failed, f"chapter imports that fail in the Binder environment: {failed}"

@@ -1,4 +1,5 @@
 """The executed book builds with -W (warnings and cell errors fail), offline, from local assets only."""
+
 from __future__ import annotations
 
 import re
@@ -56,12 +57,15 @@ def test_launch_buttons_open_the_md_chapter_in_jupyterlab(built_book):
     assert "© Copyright 2023" not in html and "2026, the moe-companion authors" in html
 
 
-@pytest.mark.parametrize("cell, should_fail, marker", [
-    ("raise ValueError('boom')", True, "CellExecutionError"),
-    ("import sys; print('a warning', file=sys.stderr)", True, "stderr"),
-    ("import warnings; warnings.warn('deprecated thing')", True, "stderr"),
-    ("print('fine')", False, None),
-])
+@pytest.mark.parametrize(
+    "cell, should_fail, marker",
+    [
+        ("raise ValueError('boom')", True, "CellExecutionError"),
+        ("import sys; print('a warning', file=sys.stderr)", True, "stderr"),
+        ("import warnings; warnings.warn('deprecated thing')", True, "stderr"),
+        ("print('fine')", False, None),
+    ],
+)
 def test_a_cell_error_or_stderr_fails_the_build(tmp_path, cell, should_fail, marker):
     """The flags of the README's commands turn a failing cell, or one that writes to stderr, into a failed
     build (and only those)."""
@@ -73,10 +77,12 @@ def test_a_cell_error_or_stderr_fails_the_build(tmp_path, cell, should_fail, mar
         shutil.copy(ROOT / "book" / asset, tmp_path / "book" / asset)
     header = (ROOT / "book" / "setting.md").read_text().split("---\n")[1]
     (tmp_path / "book" / "intro.md").write_text(
-        f"---\n{header}---\n\n# Probe\n\n```{{code-cell}} ipython3\n{cell}\n```\n")
+        f"---\n{header}---\n\n# Probe\n\n```{{code-cell}} ipython3\n{cell}\n```\n"
+    )
     jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(jb), "build", str(tmp_path), "-W", "-n", "--keep-going"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(jb), "build", str(tmp_path), "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600
+    )
     log = proc.stdout + proc.stderr
     if should_fail:
         assert proc.returncode != 0 and marker in log, log[-3000:]

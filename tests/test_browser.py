@@ -5,6 +5,7 @@ vendored MathJax; every plotly figure has data; moving every slider (by clicking
 reader would) changes the plotted data, and the curves shown match the precomputed values of *all*
 sliders' current positions. Screenshots are saved under ``artifacts/screenshots/``.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,9 @@ FIGURE_INFO = """(gd) => { const fl = gd._fullLayout, sz = fl._size, box = gd.ge
 def test_page_on_a_phone(browser, site_url, page_path):
     """At 390 px: legends below the plot, titles inside the figure, sliders across it, plot area >= 300 px;
     nothing makes the page scroll sideways; in dark mode the figures turn dark."""
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -129,11 +131,17 @@ def test_page_in_browser(browser, site_url, page_path):
         page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
         page.evaluate("MathJax.startup.promise")
         n_untypeset = page.evaluate(
-            "Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length")
+            "Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length"
+        )
         assert n_untypeset == 0, f"{page_path}: {n_untypeset}/{n_math} math nodes not typeset"
 
     # no frozen widgets pretending to be interactive
-    assert page.locator(".jupyter-widgets, .widget-slider, script[type='application/vnd.jupyter.widget-view+json']").count() == 0
+    assert (
+        page.locator(
+            ".jupyter-widgets, .widget-slider, script[type='application/vnd.jupyter.widget-view+json']"
+        ).count()
+        == 0
+    )
 
     figures = page.locator("div.js-plotly-plot")
     n_fig = figures.count()
@@ -161,9 +169,11 @@ def test_page_in_browser(browser, site_url, page_path):
                     j = active[1] if len(active) > 1 else 0
                     expected = meta["fingerprints"][i][j]
                     assert len(shown) == len(expected) and all(map(_close, shown, expected)), (
-                        f"{page_path}: figure {f} shows {shown} at slider positions {active}, expected {expected}")
+                        f"{page_path}: figure {f} shows {shown} at slider positions {active}, expected {expected}"
+                    )
                 assert any(not _close(a, b) for a, b in zip(shown, previous)) or len(shown) != len(previous), (
-                    f"{page_path}: figure {f} slider {s} step {k} did not change the plotted data")
+                    f"{page_path}: figure {f} slider {s} step {k} did not change the plotted data"
+                )
                 previous = shown
 
     # every figure: an accessible name, an SVG download, no cloud "Share" button; wide layout kept at 1280 px

@@ -1,4 +1,5 @@
 """Pre-flight (`heavy check`), the model registry and validation before work."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,11 @@ def test_registry_names_every_profile_model_and_counts_parameters_independently(
             assert spec.source == {"cpu": "wheel", "paper": "hub", "smoke": "random"}[prof]
     import transformers as tf
 
-    for name, cls in (("meta-llama/Llama-2-7b-hf", tf.LlamaForCausalLM), ("t5-base", tf.T5ForConditionalGeneration),
-                      ("sentence-transformers/all-MiniLM-L6-v2", tf.BertModel)):
+    for name, cls in (
+        ("meta-llama/Llama-2-7b-hf", tf.LlamaForCausalLM),
+        ("t5-base", tf.T5ForConditionalGeneration),
+        ("sentence-transformers/all-MiniLM-L6-v2", tf.BertModel),
+    ):
         spec = registry.get_model(name)
         with torch.device("meta"):  # the architecture without memory: counts from transformers itself
             model = cls(registry.build_config(name))
@@ -35,17 +39,20 @@ def test_dataset_sizes_in_the_registry_match_the_wheels():
     assert registry.DATASETS["pydoc"].splits["chars"] == len(data.load_prose_text())
 
 
-@pytest.mark.parametrize("chapter, overrides, message", [
-    ("modular_structure", {"layers": [0, 7]}, r"layers\[1\] must be < 6"),
-    ("modular_structure", {"n_tokens": 6400000}, r"n_tokens \+ n_calib_tokens must be <= 433331.*n_tokens=6400000"),
-    ("modular_structure", {"model": "t5-base"}, "Llama- or BERT-style"),
-    ("moefication_noise", {"n_train": 100000000}, r"n_train must be <= 10866"),
-    ("moefication_noise", {"ks": [20, 20]}, "ks must not repeat"),
-    ("moefication_noise", {"noise_types": ["word", "word"]}, "noise_types must not repeat"),
-    ("linear_probes", {"layer": 9}, r"layer must be in \[-7, 6\]"),
-    ("linear_probes", {"n_train": 20000}, "n_train \\+ n_val must be <= 10866"),
-    ("linear_probes", {"encoder": "bert-huge"}, "encoder must be one of"),
-])
+@pytest.mark.parametrize(
+    "chapter, overrides, message",
+    [
+        ("modular_structure", {"layers": [0, 7]}, r"layers\[1\] must be < 6"),
+        ("modular_structure", {"n_tokens": 6400000}, r"n_tokens \+ n_calib_tokens must be <= 433331.*n_tokens=6400000"),
+        ("modular_structure", {"model": "t5-base"}, "Llama- or BERT-style"),
+        ("moefication_noise", {"n_train": 100000000}, r"n_train must be <= 10866"),
+        ("moefication_noise", {"ks": [20, 20]}, "ks must not repeat"),
+        ("moefication_noise", {"noise_types": ["word", "word"]}, "noise_types must not repeat"),
+        ("linear_probes", {"layer": 9}, r"layer must be in \[-7, 6\]"),
+        ("linear_probes", {"n_train": 20000}, "n_train \\+ n_val must be <= 10866"),
+        ("linear_probes", {"encoder": "bert-huge"}, "encoder must be one of"),
+    ],
+)
 def test_parameters_are_checked_against_the_model_before_loading(chapter, overrides, message):
     with pytest.raises(ValueError, match=message):
         runner.resolve_params(chapter, "cpu", overrides)
@@ -55,10 +62,18 @@ def test_single_layer_heatmap_builds():
     pytest.importorskip("plotly")
     from moe_companion.chapters import modular_structure as chapter
 
-    rec = {"layer": 0, "heatmap": [[1, 2], [3, 4]], "token_edges": [0, 1, 2], "feature_edges": [0, 1, 2],
-           "model": "m", "projection": "up", "allocation": "uniform"}
-    spec = chapter._heatmap_spec([{**rec, "sparsity": 0.0}, {**rec, "sparsity": 0.7}], "m", "up", "uniform",
-                                 "one layer", "caption")
+    rec = {
+        "layer": 0,
+        "heatmap": [[1, 2], [3, 4]],
+        "token_edges": [0, 1, 2],
+        "feature_edges": [0, 1, 2],
+        "model": "m",
+        "projection": "up",
+        "allocation": "uniform",
+    }
+    spec = chapter._heatmap_spec(
+        [{**rec, "sparsity": 0.0}, {**rec, "sparsity": 0.7}], "m", "up", "uniform", "one layer", "caption"
+    )
     fig = spec.static()
     assert fig.layout.sliders and len(fig.layout.sliders) == 1
 
@@ -132,6 +147,7 @@ def test_heavy_paper_workflow_has_a_chapter_matrix_hf_cache_and_early_checks():
     assert "chapter" in job["strategy"]["matrix"] and "HF_HOME" in job["env"]
     names = [s.get("name", "") for s in job["steps"]]
     assert names[0].startswith("Check the Hugging Face token")
-    assert (names.index("Pre-flight (CUDA, token, hub or cache; seconds)")
-            < names.index("Run the chapter in the paper profile"))
+    assert names.index("Pre-flight (CUDA, token, hub or cache; seconds)") < names.index(
+        "Run the chapter in the paper profile"
+    )
     assert any("hub downloads" in n for n in names)

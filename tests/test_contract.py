@@ -1,4 +1,5 @@
 """The heavy-experiment contract, the Dask route and plain papermill (moe_companion.heavy.contract/cluster)."""
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,9 @@ def test_dask_results_equal_serial_and_a_killed_worker_loses_no_unit(tmp_path, w
 
     serial = heavy_toy.run({"n": 8, "kill_marker": ""}, tmp_path / "serial.jsonl", progress=False)
     marker = tmp_path / "killed.pid"
-    stats = cluster.compute_units("heavy_toy", {"n": 8, "kill_marker": str(marker)}, tmp_path / "dask.jsonl",
-                                  workers=2, progress=False)
+    stats = cluster.compute_units(
+        "heavy_toy", {"n": 8, "kill_marker": str(marker)}, tmp_path / "dask.jsonl", workers=2, progress=False
+    )
     assert marker.exists()  # a worker died in the middle of unit 3
     assert stats["computed"] == 8
     a, b = _values(tmp_path / "serial.jsonl"), _values(tmp_path / "dask.jsonl")
@@ -85,16 +87,31 @@ def test_dask_results_equal_serial_and_a_killed_worker_loses_no_unit(tmp_path, w
 
 
 def _cli(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "moe_companion", "heavy", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "moe_companion", "heavy", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 @pytest.mark.heavy
 def test_cli_serial_and_two_workers_give_identical_results(tmp_path):
     ser = _cli("run", "moe_pretraining", "--profile", "smoke", "--output-dir", str(tmp_path / "ser"), "--quiet")
     assert ser.returncode == 0, ser.stderr
-    par = _cli("run", "moe_pretraining", "--profile", "smoke", "--output-dir", str(tmp_path / "par"), "--quiet",
-               "--workers", "2")
+    par = _cli(
+        "run",
+        "moe_pretraining",
+        "--profile",
+        "smoke",
+        "--output-dir",
+        str(tmp_path / "par"),
+        "--quiet",
+        "--workers",
+        "2",
+    )
     assert par.returncode == 0, par.stderr
     a = _values(tmp_path / "ser" / "results" / "moe_pretraining-smoke.jsonl")
     b = _values(tmp_path / "par" / "results" / "moe_pretraining-smoke.jsonl")
@@ -108,21 +125,48 @@ def test_plain_papermill_and_a_params_file(tmp_path):
     """Route 1: jupytext + papermill with -p profile smoke; route 2: the CLI with -f params.yaml."""
     src = ROOT / "book" / "heavy" / "moe_pretraining.md"
     ipynb = tmp_path / "moe_pretraining.ipynb"
-    subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", str(src), "-o", str(ipynb)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "jupytext", "--to", "ipynb", str(src), "-o", str(ipynb)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     out = tmp_path / "out.ipynb"
-    res = subprocess.run([sys.executable, "-m", "papermill", str(ipynb), str(out), "-p", "profile", "smoke",
-                          "-p", "results_path", str(tmp_path / "pm.jsonl"), "-p", "steps", "4",
-                          "--cwd", str(ROOT / "book"), "-k", "python3"], capture_output=True, text=True, timeout=900,
-                         check=False)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(ipynb),
+            str(out),
+            "-p",
+            "profile",
+            "smoke",
+            "-p",
+            "results_path",
+            str(tmp_path / "pm.jsonl"),
+            "-p",
+            "steps",
+            "4",
+            "--cwd",
+            str(ROOT / "book"),
+            "-k",
+            "python3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     text = out.read_text()
     assert "steps = 4" in text and "hidden = 16" in text  # the smoke profile's values, one given explicitly
     assert len(ResultStore(tmp_path / "pm.jsonl")) == 3
     pfile = tmp_path / "params.yaml"
     pfile.write_text("steps: 4\nseeds: [1]\n")
-    cli = _cli("run", "moe_pretraining", "--profile", "smoke", "-f", str(pfile), "--output-dir", str(tmp_path / "f"),
-               "--quiet")
+    cli = _cli(
+        "run", "moe_pretraining", "--profile", "smoke", "-f", str(pfile), "--output-dir", str(tmp_path / "f"), "--quiet"
+    )
     assert cli.returncode == 0, cli.stderr
     rec = json.loads((tmp_path / "f" / "moe_pretraining.run.json").read_text())
     assert rec["params"]["steps"] == 4 and rec["params"]["seeds"] == [1]

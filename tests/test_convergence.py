@@ -1,4 +1,5 @@
 """Tests for moe_companion.convergence (Theorem 5)."""
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits

@@ -4,6 +4,7 @@ The paper-profile code paths (AutoModelForCausalLM.from_pretrained, WikiText-2 v
 exercised on a tiny random LlamaConfig model saved to a temporary folder and on a stubbed dataset:
 nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Device selection of the heavy chapters (moe_companion.heavy.device)."""
+
 from __future__ import annotations
 
 import pytest

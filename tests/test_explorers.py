@@ -4,6 +4,7 @@ On the site the explorer cells are tagged ``skip-execution`` (a frozen widget wo
 interactive; the built-page test checks that no widget state is embedded).  Here they run as in
 JupyterLab: every slider is moved to an off-grid value and the figure's data must change.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,9 +47,10 @@ CHAPTERS = _chapters_with_explorers()
 
 
 def test_every_theorem_chapter_has_an_explorer():
-    assert {f"book/theorem{i}_{name}" for i, name in
-            [(1, "router"), (2, "generalization"), (3, "robustness"), (4, "misrouting"), (5, "convergence")]
-            } <= set(CHAPTERS)
+    assert {
+        f"book/theorem{i}_{name}"
+        for i, name in [(1, "router"), (2, "generalization"), (3, "robustness"), (4, "misrouting"), (5, "convergence")]
+    } <= set(CHAPTERS)
 
 
 @pytest.mark.parametrize("page", CHAPTERS)

@@ -1,4 +1,5 @@
 """The book renderer, the static-slider builder and the live explorer."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,10 @@ from moe_companion.figures import BookRenderer, fingerprint, slider_figure
 
 def curves(a, b=0.0):
     x = np.linspace(0, 1, 5)
-    return [go.Scatter(x=x, y=a * x + b, name="line", error_y=dict(array=0.1 * a * np.ones(5))),
-            go.Scatter(x=x, y=(a + b) * x**2, name="parabola")]
+    return [
+        go.Scatter(x=x, y=a * x + b, name="line", error_y=dict(array=0.1 * a * np.ones(5))),
+        go.Scatter(x=x, y=(a + b) * x**2, name="parabola"),
+    ]
 
 
 def test_renderer_is_default_and_emits_a_div_without_plotlyjs():
@@ -100,14 +103,17 @@ def test_two_sliders_always_show_the_curve_for_both_positions():
         assert [fingerprint(t) for t in shown] == pytest.approx(fp)
 
 
-@pytest.mark.parametrize("grid, kwargs, exc, match", [
-    ({"a": [1], "b": [1, 2]}, {}, ValueError, r"grid\['a'\] must have at least 2 values"),
-    ({"a": [1, 2], "b": [1, 2], "c": [1, 2]}, {}, ValueError, "grid must map one or two parameter names"),
-    ({}, {}, ValueError, "grid must map one or two"),
-    ({"a": [1, np.nan]}, {}, ValueError, r"grid\['a'\] must contain only finite"),
-    ({"a": [1, 2]}, {"labels": {"z": "Z"}}, ValueError, "labels names unknown parameters"),
-    ({"a": [1, 2]}, {"initial": {"z": 1}}, ValueError, "initial names unknown parameters"),
-])
+@pytest.mark.parametrize(
+    "grid, kwargs, exc, match",
+    [
+        ({"a": [1], "b": [1, 2]}, {}, ValueError, r"grid\['a'\] must have at least 2 values"),
+        ({"a": [1, 2], "b": [1, 2], "c": [1, 2]}, {}, ValueError, "grid must map one or two parameter names"),
+        ({}, {}, ValueError, "grid must map one or two"),
+        ({"a": [1, np.nan]}, {}, ValueError, r"grid\['a'\] must contain only finite"),
+        ({"a": [1, 2]}, {"labels": {"z": "Z"}}, ValueError, "labels names unknown parameters"),
+        ({"a": [1, 2]}, {"initial": {"z": 1}}, ValueError, "initial names unknown parameters"),
+    ],
+)
 def test_slider_figure_bad_inputs(grid, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         slider_figure(lambda a, b=0: curves(a, b), grid, **kwargs)
@@ -146,8 +152,9 @@ def test_fingerprint_tells_apart_shares_with_the_same_sum():
     assert fingerprint(go.Bar(y=[0.7, 0.3]).to_plotly_json()) != fingerprint(go.Bar(y=[0.3, 0.7]).to_plotly_json())
 
 
-@pytest.mark.parametrize("steps, exc, match", [(0, ValueError, "steps must be >= 1"), (-3, ValueError, "steps"),
-                                               (2.5, TypeError, "steps")])
+@pytest.mark.parametrize(
+    "steps, exc, match", [(0, ValueError, "steps must be >= 1"), (-3, ValueError, "steps"), (2.5, TypeError, "steps")]
+)
 def test_live_explorer_refuses_bad_steps(steps, exc, match):
     with pytest.raises(exc, match=match):
         live_explorer(curves, {"a": [0.5, 1.0]}, steps=steps)

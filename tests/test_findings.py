@@ -4,6 +4,7 @@
 paper's); (b) changing a seed changes the page's text; (c) every verdict follows from its rule and value,
 recomputed here independently of ``Rule.decide``; (d) every stochastic finding has an uncertainty.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ from moe_companion import findings as F
 NOT_CHAPTERS = {"intro", "errata", "references"}
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+")
 ROLE = re.compile(r"\{(glue:?\w*|paper)\}`[^`]*`")
-BOX = re.compile(r"^(`{3,}|:{3,})\{(warning|danger|important|caution|attention|admonition|error)\}.*?^\1\s*$",
-                 re.S | re.M)
+BOX = re.compile(
+    r"^(`{3,}|:{3,})\{(warning|danger|important|caution|attention|admonition|error)\}.*?^\1\s*$", re.S | re.M
+)
 CODE = re.compile(r"^(`{3,})\{code-cell\}.*?^\1\s*$", re.S | re.M)
 
 
@@ -40,8 +42,10 @@ def _stray_decimals(text: str) -> list[str]:
 
 def _verdict_sources() -> dict[str, str]:
     """Errata sources whole, and the warning boxes of every chapter source."""
-    out = {str(p.relative_to(ROOT)): p.read_text() for p in [ROOT / "book" / "errata.md",
-                                                              *sorted((ROOT / "book" / "_errata").glob("*.md"))]}
+    out = {
+        str(p.relative_to(ROOT)): p.read_text()
+        for p in [ROOT / "book" / "errata.md", *sorted((ROOT / "book" / "_errata").glob("*.md"))]
+    }
     for path in [*sorted((ROOT / "book").glob("*.md")), *sorted((ROOT / "book" / "heavy").glob("*.md"))]:
         boxes = [m.group(0) for m in BOX.finditer(CODE.sub("", path.read_text()))]
         if boxes:
@@ -59,8 +63,9 @@ def test_decimal_scanner_catches_a_typed_number_and_spares_glue():
 @pytest.mark.parametrize("source", sorted(_verdict_sources()))
 def test_no_hand_typed_decimal_in_verdict_text(source):
     stray = _stray_decimals(_verdict_sources()[source])
-    assert not stray, f"{source}: decimals typed by hand (glue them from a finding or mark them {{paper}}):\n" + \
-        "\n".join(stray[:10])
+    assert not stray, (
+        f"{source}: decimals typed by hand (glue them from a finding or mark them {{paper}}):\n" + "\n".join(stray[:10])
+    )
 
 
 def test_every_chapter_has_a_module_with_findings(registry):
@@ -79,8 +84,7 @@ def _independent_verdict(f: F.Finding) -> str:
         return "depends"
     x = f.value[p["key"]] if p.get("key") else f.value
     if f.rule.kind == "exact":
-        ops = {">": x > p["threshold"], ">=": x >= p["threshold"], "<": x < p["threshold"],
-               "<=": x <= p["threshold"]}
+        ops = {">": x > p["threshold"], ">=": x >= p["threshold"], "<": x < p["threshold"], "<=": x <= p["threshold"]}
         return "holds" if ops[p["relation"]] else "fails"
     u = f.uncertainty
     if u.kind == "ci":
@@ -123,11 +127,12 @@ def test_rules_decide_the_three_cases_and_refuse_bad_input():
     rule = F.difference("positive", what="gap")
     assert F.finding("c.a", statement="s", rule=rule, value=1.0, uncertainty=F.se(0.1, "mc")).verdict == "holds"
     assert F.finding("c.b", statement="s", rule=rule, value=-1.0, uncertainty=F.se(0.1, "mc")).verdict == "fails"
-    assert F.finding("c.c", statement="s", rule=rule, value=0.1, uncertainty=F.se(0.1, "mc")).verdict == \
-        "inconclusive"
+    assert F.finding("c.c", statement="s", rule=rule, value=0.1, uncertainty=F.se(0.1, "mc")).verdict == "inconclusive"
     neg = F.difference("negative", what="gap", threshold=1.0)
-    assert F.finding("c.d", statement="s", rule=neg, value=0.0, uncertainty=F.interval(-0.5, 0.5, "boot")).verdict \
+    assert (
+        F.finding("c.d", statement="s", rule=neg, value=0.0, uncertainty=F.interval(-0.5, 0.5, "boot")).verdict
         == "holds"
+    )
     ex = F.exact("<=", 0.0, what="gap")
     assert F.finding("c.e", statement="s", rule=ex, value=1.07).verdict == "fails"
     dep = F.depends({"A": "dense wins", "C": "MoE wins"}, what="the remark")
@@ -180,17 +185,31 @@ def test_findings_cli_json_lists_the_registry(tmp_path):
     env = {"MOE_FINDINGS_CACHE": str(tmp_path)}
     import os
 
-    proc = subprocess.run([sys.executable, "-m", "moe_companion", "findings", "--chapter", "setting", "--json"],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+    proc = subprocess.run(
+        [sys.executable, "-m", "moe_companion", "findings", "--chapter", "setting", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert rows and all(tuple(r) == F.JSON_KEYS for r in rows)
     assert "computed now for 1" in proc.stderr
-    again = subprocess.run([sys.executable, "-m", "moe_companion", "findings", "--chapter", "setting"],
-                           capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+    again = subprocess.run(
+        [sys.executable, "-m", "moe_companion", "findings", "--chapter", "setting"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )
     assert again.returncode == 0 and "reused from the last build's cache for 1" in again.stderr
-    bad = subprocess.run([sys.executable, "-m", "moe_companion", "findings", "--chapter", "nope"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "moe_companion", "findings", "--chapter", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "chapter must be one of" in bad.stderr
 
 
@@ -201,8 +220,9 @@ def _html_text_outside_glue(path) -> list[str]:
 
     soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
     main = soup.find("main") or soup
-    for node in main.select(".pasted-text, .paper-number, .cell_output, .cell_input, script, style, "
-                            "div.highlight, code, a.headerlink"):
+    for node in main.select(
+        ".pasted-text, .paper-number, .cell_output, .cell_input, script, style, div.highlight, code, a.headerlink"
+    ):
         node.decompose()
     text = main.get_text(" ")
     return [m.group(0) for m in re.finditer(r"[^.\n]{0,60}(?<![\w.])\d+\.\d+[^\n]{0,20}", text)]

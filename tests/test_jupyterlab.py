@@ -2,6 +2,7 @@
 (jupytext is its default viewer), runs, shows its plotly figures, and its live explorer (ipywidgets over
 a plotly FigureWidget) redraws when a slider moves. No request leaves 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,13 +35,26 @@ def lab_url(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 over the repository, with empty user settings and workspaces."""
     home = tmp_path_factory.mktemp("lab")
     port = _free_port()
-    cmd = [str(Path(sys.executable).with_name("jupyter-lab")), "--no-browser", f"--port={port}",
-           "--ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={ROOT}",
-           f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'ws'}",
-           "--allow-root"]
+    cmd = [
+        str(Path(sys.executable).with_name("jupyter-lab")),
+        "--no-browser",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        "--ServerApp.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={ROOT}",
+        f"--LabApp.user_settings_dir={home / 'settings'}",
+        f"--LabApp.workspaces_dir={home / 'ws'}",
+        "--allow-root",
+    ]
     log = open(home / "lab.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                            env={**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config")})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env={**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config")},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -61,16 +75,22 @@ def lab_url(tmp_path_factory):
 def test_markdown_chapters_open_as_notebooks_by_default(lab_url):
     with urllib.request.urlopen(f"{lab_url}/lab/api/settings/@jupyterlab/docmanager-extension:plugin") as r:
         schema = json.load(r)["schema"]
-    assert schema["properties"]["defaultViewers"]["default"] == {"markdown": "Jupytext Notebook",
-                                                                  "myst": "Jupytext Notebook"}
+    assert schema["properties"]["defaultViewers"]["default"] == {
+        "markdown": "Jupytext Notebook",
+        "myst": "Jupytext Notebook",
+    }
 
 
 def test_setting_chapter_runs_and_its_explorer_moves(lab_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     errors, foreign = [], []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("request", lambda req: foreign.append(req.url)
-            if urlparse(req.url).hostname not in (None, "127.0.0.1", "localhost") else None)
+    page.on(
+        "request",
+        lambda req: (
+            foreign.append(req.url) if urlparse(req.url).hostname not in (None, "127.0.0.1", "localhost") else None
+        ),
+    )
     page.goto(f"{lab_url}/lab/tree/book/setting.md")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)  # a notebook, not a text editor
     page.wait_for_timeout(2000)

@@ -1,5 +1,6 @@
 """ruff (lint + format, configured in pyproject.toml) is clean on the package, the tests, the benchmarks and
 the code cells of every chapter."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """BlockModel: validation (one error per bad input, naming the parameter), constructors, sampling."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,16 +21,55 @@ BAD_INPUTS = [
     ([], [], [], 1.0, ValueError, "p must have at least one entry"),
     (GOOD_P, [np.eye(2)], GOOD_BETAS, 1.0, ValueError, "covariances must have one matrix per expert"),
     (GOOD_P, GOOD_COVS, [np.ones(2)], 1.0, ValueError, "betas must have one vector per expert"),
-    (GOOD_P, [np.array([[1.0, 0.5], [0.0, 1.0]]), GOOD_COVS[1]], GOOD_BETAS, 1.0, ValueError,
-     r"covariances\[0\] must be symmetric"),
-    (GOOD_P, [np.array([[1.0, 2.0], [2.0, 1.0]]), GOOD_COVS[1]], GOOD_BETAS, 1.0, ValueError,
-     r"covariances\[0\] must be positive definite"),
-    (GOOD_P, [np.zeros((2, 2)), GOOD_COVS[1]], GOOD_BETAS, 1.0, ValueError, r"covariances\[0\] must be positive definite"),
-    (GOOD_P, [np.ones((2, 3)), GOOD_COVS[1]], GOOD_BETAS, 1.0, ValueError, r"covariances\[0\] must be a non-empty square"),
-    (GOOD_P, [np.array([[np.inf, 0], [0, 1.0]]), GOOD_COVS[1]], GOOD_BETAS, 1.0, ValueError,
-     r"covariances\[0\] must contain only finite"),
+    (
+        GOOD_P,
+        [np.array([[1.0, 0.5], [0.0, 1.0]]), GOOD_COVS[1]],
+        GOOD_BETAS,
+        1.0,
+        ValueError,
+        r"covariances\[0\] must be symmetric",
+    ),
+    (
+        GOOD_P,
+        [np.array([[1.0, 2.0], [2.0, 1.0]]), GOOD_COVS[1]],
+        GOOD_BETAS,
+        1.0,
+        ValueError,
+        r"covariances\[0\] must be positive definite",
+    ),
+    (
+        GOOD_P,
+        [np.zeros((2, 2)), GOOD_COVS[1]],
+        GOOD_BETAS,
+        1.0,
+        ValueError,
+        r"covariances\[0\] must be positive definite",
+    ),
+    (
+        GOOD_P,
+        [np.ones((2, 3)), GOOD_COVS[1]],
+        GOOD_BETAS,
+        1.0,
+        ValueError,
+        r"covariances\[0\] must be a non-empty square",
+    ),
+    (
+        GOOD_P,
+        [np.array([[np.inf, 0], [0, 1.0]]), GOOD_COVS[1]],
+        GOOD_BETAS,
+        1.0,
+        ValueError,
+        r"covariances\[0\] must contain only finite",
+    ),
     (GOOD_P, GOOD_COVS, [np.ones(3), np.ones(3)], 1.0, ValueError, r"betas\[0\] must have shape \(2\)"),
-    (GOOD_P, GOOD_COVS, [np.ones(2), np.array([1.0, np.nan, 0.0])], 1.0, ValueError, r"betas\[1\] must contain only finite"),
+    (
+        GOOD_P,
+        GOOD_COVS,
+        [np.ones(2), np.array([1.0, np.nan, 0.0])],
+        1.0,
+        ValueError,
+        r"betas\[1\] must contain only finite",
+    ),
     (GOOD_P, GOOD_COVS, GOOD_BETAS, -1.0, ValueError, "sigma2 must be >= 0, got -1"),
     (GOOD_P, GOOD_COVS, GOOD_BETAS, float("nan"), ValueError, "sigma2 must be finite"),
     (GOOD_P, GOOD_COVS, GOOD_BETAS, "1", TypeError, "sigma2 must be a real number"),
@@ -45,19 +85,26 @@ def test_bad_inputs_raise_clear_errors(p, covs, betas, sigma2, exc, match):
         BlockModel(p, covs, betas, sigma2)
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda: BlockModel.toeplitz(k=0, block_dim=3), ValueError, "k must be >= 1"),
-    (lambda: BlockModel.toeplitz(k=2, block_dim=0), ValueError, "block_dim must be >= 1"),
-    (lambda: BlockModel.toeplitz(k=2, block_dim=3, rho=1.0), ValueError, "rho must be < 1"),
-    (lambda: BlockModel.toeplitz(k=2.0, block_dim=3), TypeError, "k must be an integer"),
-    (lambda: BlockModel.isotropic([2, 3], variances=[1.0, -1.0]), ValueError, "variances must be > 0"),
-    (lambda: BlockModel.isotropic([2, 3], variances=[1.0, 1.0, 1.0]), ValueError, "variances must be a scalar or have one"),
-    (lambda: BlockModel.from_spectra([[1.0, 0.0]]), ValueError, r"spectra\[0\] must be > 0"),
-    (lambda: BlockModel.toeplitz(2, 3).sample(0), ValueError, "n must be >= 1"),
-    (lambda: BlockModel.toeplitz(2, 3).sample(5, seed=-1), ValueError, "seed must be >= 0"),
-    (lambda: BlockModel.toeplitz(2, 3).sample(5, sigma2=-0.1), ValueError, "sigma2 must be >= 0"),
-    (lambda: BlockModel.toeplitz(2, 3).block_slice(2), ValueError, "i must be <= 1"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: BlockModel.toeplitz(k=0, block_dim=3), ValueError, "k must be >= 1"),
+        (lambda: BlockModel.toeplitz(k=2, block_dim=0), ValueError, "block_dim must be >= 1"),
+        (lambda: BlockModel.toeplitz(k=2, block_dim=3, rho=1.0), ValueError, "rho must be < 1"),
+        (lambda: BlockModel.toeplitz(k=2.0, block_dim=3), TypeError, "k must be an integer"),
+        (lambda: BlockModel.isotropic([2, 3], variances=[1.0, -1.0]), ValueError, "variances must be > 0"),
+        (
+            lambda: BlockModel.isotropic([2, 3], variances=[1.0, 1.0, 1.0]),
+            ValueError,
+            "variances must be a scalar or have one",
+        ),
+        (lambda: BlockModel.from_spectra([[1.0, 0.0]]), ValueError, r"spectra\[0\] must be > 0"),
+        (lambda: BlockModel.toeplitz(2, 3).sample(0), ValueError, "n must be >= 1"),
+        (lambda: BlockModel.toeplitz(2, 3).sample(5, seed=-1), ValueError, "seed must be >= 0"),
+        (lambda: BlockModel.toeplitz(2, 3).sample(5, sigma2=-0.1), ValueError, "sigma2 must be >= 0"),
+        (lambda: BlockModel.toeplitz(2, 3).block_slice(2), ValueError, "i must be <= 1"),
+    ],
+)
 def test_bad_constructor_and_sampler_inputs(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
@@ -115,21 +162,28 @@ def test_parameters_are_read_only_and_replace_revalidates():
 def test_functions_taking_a_model_name_the_parameter(bad):
     from moe_companion import router, sample_efficiency, simulate, theory
 
-    for call in (lambda: theory.risk_dense(bad), lambda: sample_efficiency.asymptotic_constants(bad),
-                 lambda: simulate.risk(bad, "dense", 10, seed=0), lambda: router.bayes_router(bad)):
+    for call in (
+        lambda: theory.risk_dense(bad),
+        lambda: sample_efficiency.asymptotic_constants(bad),
+        lambda: simulate.risk(bad, "dense", 10, seed=0),
+        lambda: router.bayes_router(bad),
+    ):
         with pytest.raises(TypeError, match="model must be a BlockModel"):
             call()
 
 
-@pytest.mark.parametrize("p, covs, betas, exc, match", [
-    (["0.5", "0.5"], GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
-    ([True, False], GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
-    (np.array([0.5, "0.5"], dtype=object), GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
-    (GOOD_P, [[["1", "0"], ["0", "1"]], GOOD_COVS[1]], GOOD_BETAS, TypeError, r"covariances\[0\] must be an array"),
-    (GOOD_P, GOOD_COVS, [np.ones(2), [True, True, True]], TypeError, r"betas\[1\] must be an array"),
-    (GOOD_P, [*GOOD_COVS, np.eye(2)], GOOD_BETAS, ValueError, "covariances must have one matrix per expert"),
-    (GOOD_P, GOOD_COVS, [*GOOD_BETAS, np.ones(2)], ValueError, "betas must have one vector per expert"),
-])
+@pytest.mark.parametrize(
+    "p, covs, betas, exc, match",
+    [
+        (["0.5", "0.5"], GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
+        ([True, False], GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
+        (np.array([0.5, "0.5"], dtype=object), GOOD_COVS, GOOD_BETAS, TypeError, "p must be an array of real numbers"),
+        (GOOD_P, [[["1", "0"], ["0", "1"]], GOOD_COVS[1]], GOOD_BETAS, TypeError, r"covariances\[0\] must be an array"),
+        (GOOD_P, GOOD_COVS, [np.ones(2), [True, True, True]], TypeError, r"betas\[1\] must be an array"),
+        (GOOD_P, [*GOOD_COVS, np.eye(2)], GOOD_BETAS, ValueError, "covariances must have one matrix per expert"),
+        (GOOD_P, GOOD_COVS, [*GOOD_BETAS, np.ones(2)], ValueError, "betas must have one vector per expert"),
+    ],
+)
 def test_strings_bools_and_extra_experts_are_refused(p, covs, betas, exc, match):
     with pytest.raises(exc, match=match):
         BlockModel(p, covs, betas, 1.0)
@@ -148,4 +202,4 @@ def test_spd_test_is_relative_to_the_matrix_scale():
 def test_huge_n_is_refused_before_allocating():
     m = BlockModel.toeplitz(4, 8)
     with pytest.raises(ValueError, match="n is too large"):
-        m.sample(10 ** 12)
+        m.sample(10**12)

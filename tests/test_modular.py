@@ -1,4 +1,5 @@
 """Modular-structure pipeline (moe_companion.heavy.modular) and its chapter in the smoke profile."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -83,20 +84,28 @@ def test_reordering_puts_blocks_on_the_diagonal():
     ro = st.reordered()
     assert tok_e[-1] == x.shape[0] and feat_e[-1] == x.shape[1]
     assert list(np.bincount(st.feature_labels)) == sorted(np.bincount(st.feature_labels), reverse=True)
-    b0 = ro[tok_e[0]:tok_e[1], feat_e[0]:feat_e[1]].mean()
-    off = ro[tok_e[0]:tok_e[1], feat_e[1]:].mean()
+    b0 = ro[tok_e[0] : tok_e[1], feat_e[0] : feat_e[1]].mean()
+    off = ro[tok_e[0] : tok_e[1], feat_e[1] :].mean()
     assert b0 > off + 0.1
 
 
 def test_check_params_names_the_parameter():
     p = dict(modular.PROFILES["cpu"])
-    for key, bad, match in [("n_blocks", 1, "n_blocks"), ("sparsities", [0.5, 1.0], r"sparsities\[1\]"),
-                            ("heatmap_sparsities", [0.3], "heatmap_sparsities"), ("n_tokens", 1000, "n_tokens"),
-                            ("text", "c4", "text"), ("layers", [], "layers"), ("layers", [6], r"layers\[0\]"),
-                            ("second_layers", [30], "second_layers"), ("n_samples", 1, "n_samples"),
-                            ("allocations", ["uniform", "uniform"], "allocations"),
-                            ("allocations", ["random"], r"allocations\[0\]"), ("greedy_step", 0.0, "greedy_step"),
-                            ("gate_model", "sentence-transformers/all-MiniLM-L6-v2", "gate_model")]:
+    for key, bad, match in [
+        ("n_blocks", 1, "n_blocks"),
+        ("sparsities", [0.5, 1.0], r"sparsities\[1\]"),
+        ("heatmap_sparsities", [0.3], "heatmap_sparsities"),
+        ("n_tokens", 1000, "n_tokens"),
+        ("text", "c4", "text"),
+        ("layers", [], "layers"),
+        ("layers", [6], r"layers\[0\]"),
+        ("second_layers", [30], "second_layers"),
+        ("n_samples", 1, "n_samples"),
+        ("allocations", ["uniform", "uniform"], "allocations"),
+        ("allocations", ["random"], r"allocations\[0\]"),
+        ("greedy_step", 0.0, "greedy_step"),
+        ("gate_model", "sentence-transformers/all-MiniLM-L6-v2", "gate_model"),
+    ]:
         with pytest.raises(ValueError, match=match):
             modular.check_params({**p, key: bad})
     for prof in ("cpu", "paper", "smoke"):
@@ -157,8 +166,11 @@ def test_sample_interval_is_scipy_t_interval_and_contrast_pairs_by_sample():
     out = modular.sample_interval(vals)
     lo, hi = stats.t.interval(0.95, len(vals) - 1, loc=vals.mean(), scale=stats.sem(vals))
     assert (out["lo"], out["hi"]) == (pytest.approx(lo), pytest.approx(hi))
-    recs = [{"sample": s, "layer": layer, "enrichment": 1.0 + layer + 0.1 * s, "null": {"shuffle": 1.0}}
-            for s in range(3) for layer in (0, 1)]
+    recs = [
+        {"sample": s, "layer": layer, "enrichment": 1.0 + layer + 0.1 * s, "null": {"shuffle": 1.0}}
+        for s in range(3)
+        for layer in (0, 1)
+    ]
     c = modular.contrast(recs, modular.excess("shuffle"), layer=1, minus={"layer": 0})
     assert c["mean"] == pytest.approx(1.0) and c["se"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="values"):

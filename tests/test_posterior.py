@@ -1,6 +1,7 @@
 """The posterior-gated MoE and the Bayes router's choices under Theorem 4's perturbation, checked against
 independent computations: scipy's multivariate normal densities (brute-force Bayes classifier), numerical
 integration in one-dimensional blocks, the ordering of the four predictors and the noiseless limit."""
+
 import numpy as np
 import pytest
 from scipy import integrate, stats
@@ -21,8 +22,12 @@ def _full_covariances(model):
 
 
 def _brute_force_posterior(model, xbar):
-    logs = np.column_stack([np.log(model.p[i]) + stats.multivariate_normal(np.zeros(model.d), c).logpdf(xbar)
-                            for i, c in enumerate(_full_covariances(model))])
+    logs = np.column_stack(
+        [
+            np.log(model.p[i]) + stats.multivariate_normal(np.zeros(model.d), c).logpdf(xbar)
+            for i, c in enumerate(_full_covariances(model))
+        ]
+    )
     logs -= logs.max(axis=1, keepdims=True)
     w = np.exp(logs)
     return w / w.sum(axis=1, keepdims=True)
@@ -38,8 +43,7 @@ def test_public_api_is_reexported_by_router():
 def test_posterior_weights_equal_a_brute_force_bayes_classifier(seed):
     m = random_model(seed)
     s = m.sample(300, seed)
-    np.testing.assert_allclose(posterior.posterior_weights(m, s.xbar), _brute_force_posterior(m, s.xbar),
-                               atol=1e-9)
+    np.testing.assert_allclose(posterior.posterior_weights(m, s.xbar), _brute_force_posterior(m, s.xbar), atol=1e-9)
 
 
 def test_route_probabilities_match_a_brute_force_classifier_on_the_same_draws():
@@ -56,19 +60,18 @@ def test_route_probabilities_equal_numerical_integration_in_one_dimension(eta, p
     """k = 2 one-dimensional blocks: the router picks j iff a quadratic inequality holds; integrate it."""
     lam0, lam1, s2 = 1.3, 0.8, 0.4
     m = BlockModel([p0, 1 - p0], [np.array([[lam0]]), np.array([[lam1]])], [np.ones(1), np.ones(1)], s2)
-    v0, v1 = lam0 + s2, eta ** 2 * lam1 + s2  # variances of the two observed coordinates
-    c0, c1 = lam0 + s2, lam1 + s2             # the router's class covariances of each block
+    v0, v1 = lam0 + s2, eta**2 * lam1 + s2  # variances of the two observed coordinates
+    c0, c1 = lam0 + s2, lam1 + s2  # the router's class covariances of each block
 
     # log-score difference (j minus i) = A + 0.5 x1^2 (1/s2 - 1/c1) - 0.5 x0^2 (1/s2 - 1/c0)
     a = np.log((1 - p0) / p0) - 0.5 * np.log(c1) + 0.5 * np.log(c0)
     k0, k1 = 0.5 * (1 / s2 - 1 / c0), 0.5 * (1 / s2 - 1 / c1)
 
     def p_j_given_x0(x0):  # P(k1 x1^2 > k0 x0^2 - a) over x1 ~ N(0, v1)
-        t = (k0 * x0 ** 2 - a) / k1
+        t = (k0 * x0**2 - a) / k1
         return 1.0 if t <= 0 else 2 * stats.norm.sf(np.sqrt(t / v1))
 
-    exact, _ = integrate.quad(lambda x0: p_j_given_x0(x0) * stats.norm.pdf(x0, scale=np.sqrt(v0)), -12, 12,
-                              limit=200)
+    exact, _ = integrate.quad(lambda x0: p_j_given_x0(x0) * stats.norm.pdf(x0, scale=np.sqrt(v0)), -12, 12, limit=200)
     p_j, p_i = router.route_probabilities(m, 0, 1, eta, n=200_000, seed=1)
     assert p_j + p_i == pytest.approx(1.0)
     assert abs(p_j - exact) < 4 * np.sqrt(exact * (1 - exact) / 200_000) + 1e-4
@@ -82,13 +85,15 @@ def test_posterior_risk_equals_numerical_integration_in_one_dimension():
     g = np.linspace(-9, 9, 721)
     x0, x1 = np.meshgrid(g, g, indexing="ij")
     var = [(lam[0] + s2, s2), (s2, lam[1] + s2)]  # per class: variances of (xbar_0, xbar_1)
-    dens = [p[i] * stats.norm.pdf(x0, scale=np.sqrt(var[i][0])) * stats.norm.pdf(x1, scale=np.sqrt(var[i][1]))
-            for i in range(2)]
+    dens = [
+        p[i] * stats.norm.pdf(x0, scale=np.sqrt(var[i][0])) * stats.norm.pdf(x1, scale=np.sqrt(var[i][1]))
+        for i in range(2)
+    ]
     mean = [lam[0] / (lam[0] + s2) * b[0] * x0, lam[1] / (lam[1] + s2) * b[1] * x1]  # E[y | xbar, z = i]
     total = dens[0] + dens[1]
     cond = (dens[0] * mean[0] + dens[1] * mean[1]) / total
-    second = integrate.trapezoid(integrate.trapezoid(cond ** 2 * total, g, axis=1), g)
-    exact = float(np.sum(p * lam * b ** 2)) - second
+    second = integrate.trapezoid(integrate.trapezoid(cond**2 * total, g, axis=1), g)
+    exact = float(np.sum(p * lam * b**2)) - second
     risk, se = router.posterior_moe_risk(m, n_test=400_000, seed=3)
     assert abs(risk - exact) < 4 * se
 
@@ -137,7 +142,7 @@ def test_bad_inputs_raise_clear_errors():
         router.posterior_moe_risk("m")
     with pytest.raises(ValueError, match="reading must be one of"):
         posterior.misrouting_mixture(m, 0, 1, 2.0, None)
-    with pytest.raises(ValueError, match="n_test too large"):
-        router.posterior_moe_risk(m, n_test=10 ** 12)
+    with pytest.raises(ValueError, match="n_test is too large"):
+        router.posterior_moe_risk(m, n_test=10**12)
     with pytest.raises(ValueError, match="xbar must have d=6 columns"):
         posterior.posterior_predict(m, np.zeros((2, 5)))

@@ -1,4 +1,5 @@
 """Tests for moe_companion.router (Theorem 1)."""
+
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
@@ -167,9 +168,16 @@ def test_calibration_share_counts_points_within_two_se():
     f = calibration("theorem1_router.x", closed, mean, se, what="points", statement="test")
     assert f.value["share_2se"] == pytest.approx(0.8) and f.value["share_3se"] == pytest.approx(0.9)
     rng = np.random.default_rng(0)
-    good = calibration("theorem1_router.y", np.zeros(400), rng.standard_normal(400), np.ones(400), what="p",
-                       statement="calibrated noise")
+    good = calibration(
+        "theorem1_router.y",
+        np.zeros(400),
+        rng.standard_normal(400),
+        np.ones(400),
+        what="p",
+        statement="calibrated noise",
+    )
     assert good.verdict == "holds"
-    bad = calibration("theorem1_router.z", np.zeros(400), 5 + rng.standard_normal(400), np.ones(400), what="p",
-                      statement="biased")
+    bad = calibration(
+        "theorem1_router.z", np.zeros(400), 5 + rng.standard_normal(400), np.ones(400), what="p", statement="biased"
+    )
     assert bad.verdict == "fails"

@@ -1,4 +1,5 @@
 """Runner, result store and CLI of the heavy chapters (moe_companion.heavy.runner/store/__main__)."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ kernelspec:
 ---
 """
 
-CHAPTER = HEADER + textwrap.dedent('''
+CHAPTER = HEADER + textwrap.dedent("""
     # A tiny test chapter
 
     ```{code-cell} ipython3
@@ -57,7 +58,7 @@ CHAPTER = HEADER + textwrap.dedent('''
         raise RuntimeError("planned failure")
     print(profile, len(values))
     ```
-    ''')
+    """)
 
 PROFILES = {p: {"n_units": 4, "sleep": 0.0, "fail": False, "pidfile": ""} for p in ("cpu", "paper", "smoke")}
 
@@ -71,8 +72,17 @@ def chapter(tmp_path):
 
 def _run(src, out, **kw):
     params = runner.resolve_params("tiny", kw.pop("profile", "cpu"), kw.pop("overrides", {}), profiles=PROFILES)
-    return runner.run_notebook(src, "tiny", "cpu", params, output_dir=out, book_dir=src.parent,
-                               results_path=kw.pop("results_path", out / "r.jsonl"), progress=False, **kw)
+    return runner.run_notebook(
+        src,
+        "tiny",
+        "cpu",
+        params,
+        output_dir=out,
+        book_dir=src.parent,
+        results_path=kw.pop("results_path", out / "r.jsonl"),
+        progress=False,
+        **kw,
+    )
 
 
 # ------------------------------------------------------------------------------ store
@@ -186,8 +196,13 @@ def test_failed_run_leaves_old_notebook_intact(chapter, tmp_path):
         _run(chapter, out, overrides={"fail": True})
     assert (out / "tiny.ipynb").read_bytes() == before
     assert (out / "tiny.run.json").read_bytes() == meta_before
-    assert sorted(p.name for p in out.iterdir()) == [".failed", ".tiny-cpu.lock", "r.jsonl", "tiny.ipynb",
-                                                     "tiny.run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".failed",
+        ".tiny-cpu.lock",
+        "r.jsonl",
+        "tiny.ipynb",
+        "tiny.run.json",
+    ]
     assert (out / ".failed" / "tiny-cpu.ipynb").is_file()  # the failed notebook, named in the error
     fresh = tmp_path / "fresh"
     with pytest.raises(runner.HeavyRunError):
@@ -210,8 +225,11 @@ _DRIVER = textwrap.dedent("""
 
 
 def _results(path):
-    return {json.dumps(json.loads(line)["key"], sort_keys=True): json.loads(line)["value"]
-            for line in Path(path).read_text().splitlines() if line.strip()}
+    return {
+        json.dumps(json.loads(line)["key"], sort_keys=True): json.loads(line)["value"]
+        for line in Path(path).read_text().splitlines()
+        if line.strip()
+    }
 
 
 @pytest.mark.heavy
@@ -222,8 +240,9 @@ def test_kill_and_resume_matches_uninterrupted_run(chapter, tmp_path):
     pidfile = tmp_path / "kernel.pid"
     subprocess.run([sys.executable, str(driver), str(chapter), str(ref), "", "0"], check=True, timeout=180)
 
-    proc = subprocess.Popen([sys.executable, str(driver), str(chapter), str(out), str(pidfile), "1.0"],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(driver), str(chapter), str(out), str(pidfile), "1.0"], start_new_session=True
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -252,8 +271,11 @@ def test_kill_and_resume_matches_uninterrupted_run(chapter, tmp_path):
     assert len(_results(out / "r.jsonl")) == 6
     assert not list(out.glob(".tiny.ipynb.partial-*"))
     # the stored units were skipped: the restart with sleep=0 computed the rest, nothing recomputed
-    keys = [json.loads(line)["key"]["unit"] for line in (out / "r.jsonl").read_text().splitlines()
-            if line.strip().endswith("}")]
+    keys = [
+        json.loads(line)["key"]["unit"]
+        for line in (out / "r.jsonl").read_text().splitlines()
+        if line.strip().endswith("}")
+    ]
     assert sorted(keys) == list(range(6)) and len(keys) == 6
     assert time.perf_counter() - t0 < 170
 
@@ -289,11 +311,17 @@ def test_cache_key_covers_the_figure_builder():
 def test_import_closure_is_computed_from_the_imports():
     import ast
 
-    tree = ast.parse("import numpy\nfrom .. import _validate as v\n"
-                     "def f():\n    from .data import token_stream\n    from . import teal\n")
+    tree = ast.parse(
+        "import numpy\nfrom .. import _validate as v\n"
+        "def f():\n    from .data import token_stream\n    from . import teal\n"
+    )
     assert runner.imported_modules(tree, "moe_companion.heavy.foo") == {
-        "moe_companion._validate", "moe_companion.heavy.data", "moe_companion.heavy.teal", "moe_companion.heavy",
-        "moe_companion"}
+        "moe_companion._validate",
+        "moe_companion.heavy.data",
+        "moe_companion.heavy.teal",
+        "moe_companion.heavy",
+        "moe_companion",
+    }
     for name, module in runner.CHAPTERS.items():
         src = runner.get_chapter(name).source.read_text()
         closure = runner.import_closure([module], src)
@@ -319,6 +347,7 @@ def test_editing_a_module_in_the_closure_changes_the_hash(monkeypatch):
                 tmp.write_text(path.read_text() + edit)
                 return tmp
             return path
+
         return fake
 
     import tempfile
@@ -371,8 +400,22 @@ def test_output_dir_and_results_path_are_checked(chapter, tmp_path):
         with pytest.raises(ValueError, match="not writable"):
             _run(chapter, ro)
     assert main(["heavy", "run", "modular_structure", "--profile", "cpu", "--output-dir", str(afile)]) == 2
-    assert main(["heavy", "run", "modular_structure", "--profile", "cpu", "--output-dir", str(tmp_path / "o"),
-                 "--results-path", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "heavy",
+                "run",
+                "modular_structure",
+                "--profile",
+                "cpu",
+                "--output-dir",
+                str(tmp_path / "o"),
+                "--results-path",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
 
 
 def test_smoke_writes_outside_the_book_and_help_explains_force_and_recompute(capsys):
@@ -389,8 +432,10 @@ def test_smoke_writes_outside_the_book_and_help_explains_force_and_recompute(cap
 def test_second_run_of_a_chapter_and_profile_is_refused_while_the_first_holds_the_lock(chapter, tmp_path):
     out = tmp_path / "gen"
     out.mkdir()
-    with runner._Lock(out / ".tiny-cpu.lock", "tiny [cpu]"), \
-            pytest.raises(runner.RunLocked, match=r"tiny \[cpu\] is already running \(pid \d+"):
+    with (
+        runner._Lock(out / ".tiny-cpu.lock", "tiny [cpu]"),
+        pytest.raises(runner.RunLocked, match=r"tiny \[cpu\] is already running \(pid \d+"),
+    ):
         _run(chapter, out)
     assert not (out / "tiny.ipynb").exists()
 
@@ -415,8 +460,9 @@ def test_paper_run_fails_fast_before_any_kernel_or_torch_import():
         """)
     env = {**os.environ, "HF_HOME": "/nonexistent-hf-home", "HF_HUB_OFFLINE": "1"}
     env.pop("HF_TOKEN", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
     assert out.stdout.strip().endswith("1 False False False"), out.stdout + out.stderr
     assert "CUDA" in out.stderr and "HF_TOKEN" in out.stderr and "meta-llama/Llama-2-7b-hf" in out.stderr
 
@@ -440,7 +486,8 @@ def test_run_record_lives_in_the_notebook_and_paths_are_relative(chapter, tmp_pa
     assert _run(chapter, out, force=True).status == "executed" and (out / "r.jsonl").read_text() == lines
     assert _run(chapter, out, recompute=True).status == "executed"
     assert len(list(out.glob("r.jsonl.replaced-*"))) == 1 and _results(out / "r.jsonl") == _results(
-        next(out.glob("r.jsonl.replaced-*")))
+        next(out.glob("r.jsonl.replaced-*"))
+    )
     assert not list(Path(tempfile_dir()).glob(f"{runner.TEMP_PREFIX}tiny-{os.getpid()}-*"))
 
 

@@ -1,4 +1,5 @@
 """Tests for moe_companion.sample_efficiency (Section 4.5, App. A.6) and its chapter module."""
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -26,8 +27,9 @@ def test_exact_risk_of_fits_matches_monte_carlo_test_risk(n):
 
 def test_simulate_risk_coefficients_option_defaults_to_bayes_and_checks_shapes():
     m = S.fig3_model(0, p=12, k=3, sigma2=0.5)
-    assert simulate.risk(m, "sparse", 5000, 1) == simulate.risk(m, "sparse", 5000, 1,
-                                                                 coefficients=theory.bayes_sparse(m))
+    assert simulate.risk(m, "sparse", 5000, 1) == simulate.risk(
+        m, "sparse", 5000, 1, coefficients=theory.bayes_sparse(m)
+    )
     with pytest.raises(ValueError, match="coefficients must have one block per expert"):
         simulate.risk(m, "dense", 100, 0, coefficients=[np.zeros(4)])
     with pytest.raises(ValueError, match=r"coefficients\[1\]"):
@@ -69,8 +71,9 @@ def test_nested_prefixes_equal_direct_fits():
     s = m.sample(60, seed=np.random.default_rng(7))
     for j, n in enumerate(ns):
         dense, sparse = simulate.least_squares(m, s.xbar[:n], s.y[:n], s.z[:n])
-        assert out["risk_dense"][0, j] == pytest.approx(theory.risk_of_coefficients(m, _blocks(m, dense), "dense"),
-                                                        rel=1e-8)
+        assert out["risk_dense"][0, j] == pytest.approx(
+            theory.risk_of_coefficients(m, _blocks(m, dense), "dense"), rel=1e-8
+        )
         assert out["risk_sparse"][0, j] == pytest.approx(theory.risk_of_coefficients(m, sparse, "sparse"), rel=1e-8)
 
 
@@ -223,9 +226,12 @@ def test_chapter_module_has_no_plotly_free_domain_and_captions():
     import inspect
 
     tree = ast.parse(inspect.getsource(S))
-    names = {a.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-             for a in node.names} | {(node.module or "").split(".")[0] for node in ast.walk(tree)
-                                     if isinstance(node, ast.ImportFrom)}
+    names = {
+        a.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for a in node.names
+    } | {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "plotly" not in names
     from moe_companion.chapters import sample_efficiency as C
 

@@ -1,4 +1,5 @@
 """Eq. (3) estimators and the setting chapter's figure, checked against independent computations."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,9 @@ def _direct(model):
         second_moment[sl, sl] += model.p[i] * model.covariances[i]
         cross[sl] = model.p[i] * model.covariances[i] @ model.betas[i]
     dense = np.linalg.solve(second_moment, cross)
-    sparse = [np.linalg.solve(c + model.sigma2 * np.eye(c.shape[0]), c @ b)
-              for c, b in zip(model.covariances, model.betas)]
+    sparse = [
+        np.linalg.solve(c + model.sigma2 * np.eye(c.shape[0]), c @ b) for c, b in zip(model.covariances, model.betas)
+    ]
     return [dense[model.block_slice(i)] for i in range(model.k)], sparse
 
 

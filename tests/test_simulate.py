@@ -1,4 +1,5 @@
 """Monte Carlo vs closed forms (within 3 standard errors) on seeded random models, per theorem."""
+
 import numpy as np
 import pytest
 
@@ -118,10 +119,10 @@ def test_reading_none_and_huge_n_are_clear_errors():
     m = random_model(0)
     with pytest.raises(ValueError, match="reading must be one of"):
         simulate.misrouting_risk(m, 0, 1, 2.0, None, 100, 0)
-    with pytest.raises(ValueError, match="n too large"):
-        simulate.misrouting_risk(m, 0, 1, 2.0, "A", 10 ** 12, 0)
-    with pytest.raises(ValueError, match="n too large"):
-        simulate.risk(m, "dense", 10 ** 12, 0)
+    with pytest.raises(ValueError, match="n is too large"):
+        simulate.misrouting_risk(m, 0, 1, 2.0, "A", 10**12, 0)
+    with pytest.raises(ValueError, match="n is too large"):
+        simulate.risk(m, "dense", 10**12, 0)
 
 
 def test_check_rows_reports_closed_form_and_z():

@@ -1,4 +1,5 @@
 """TEAL-style thresholds and pruning (moe_companion.heavy.teal)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -110,11 +111,15 @@ def test_mlp_parts_reproduce_the_mlp_llama_and_bert():
         np.testing.assert_allclose(parts.forward(x)[0].numpy(), model.model.layers[1].mlp(x).numpy(), atol=1e-6)
     mlp = model.model.layers[1].mlp
     assert parts.names == ("gate", "up", "down")
-    assert parts.weights == {"gate": mlp.gate_proj.weight.numel(), "up": mlp.up_proj.weight.numel(),
-                             "down": mlp.down_proj.weight.numel()}
+    assert parts.weights == {
+        "gate": mlp.gate_proj.weight.numel(),
+        "up": mlp.up_proj.weight.numel(),
+        "down": mlp.down_proj.weight.numel(),
+    }
     torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                num_attention_heads=2)).eval()
+    bert = BertModel(
+        BertConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2)
+    ).eval()
     ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (2, 8)))
     bx = torch.from_numpy(capture_mlp_inputs(bert, ids, progress=False)[0])
     bp = mlp_parts(bert, 0)

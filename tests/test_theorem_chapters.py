@@ -1,5 +1,6 @@
 """Chapter modules of Theorems 2-4: stable trace layouts, curves equal to the closed forms, the book's colours,
 figure specs that build, and findings whose numbers match independent recomputation."""
+
 import numpy as np
 import pytest
 
@@ -11,15 +12,18 @@ from moe_companion.chapters._common import calibration_finding, state_seed
 from moe_companion.model import first_probability
 
 
-@pytest.mark.parametrize("builder, params", [
-    (T2.risk_traces, [dict(p1=0.25, rho=0.5), dict(p1=0.9, rho=0.0)]),
-    (T2.fit_traces, [dict(sigma2=0.3), dict(sigma2=3.0)]),
-    (T3.risk_traces, [dict(sigma2=0.24, p1=0.8), dict(sigma2=0.05, p1=0.0625)]),
-    (T3.gap_traces, [dict(sigma2=0.24, kappa=1.2), dict(sigma2=0.1, kappa=3.0)]),
-    (T3.direction_map_traces, [dict(ratio=2.0), dict(ratio=100.0)]),
-    (T4.eta_traces, [dict(sigma2=0.5, p1=0.85), dict(sigma2=2.0, p1=0.1)]),
-    (T4.noise_traces, [dict(eta=2.0, rho=0.3), dict(eta=5.0, rho=0.9)]),
-])
+@pytest.mark.parametrize(
+    "builder, params",
+    [
+        (T2.risk_traces, [dict(p1=0.25, rho=0.5), dict(p1=0.9, rho=0.0)]),
+        (T2.fit_traces, [dict(sigma2=0.3), dict(sigma2=3.0)]),
+        (T3.risk_traces, [dict(sigma2=0.24, p1=0.8), dict(sigma2=0.05, p1=0.0625)]),
+        (T3.gap_traces, [dict(sigma2=0.24, kappa=1.2), dict(sigma2=0.1, kappa=3.0)]),
+        (T3.direction_map_traces, [dict(ratio=2.0), dict(ratio=100.0)]),
+        (T4.eta_traces, [dict(sigma2=0.5, p1=0.85), dict(sigma2=2.0, p1=0.1)]),
+        (T4.noise_traces, [dict(eta=2.0, rho=0.3), dict(eta=5.0, rho=0.9)]),
+    ],
+)
 def test_builders_return_the_same_trace_layout_everywhere(builder, params):
     a, b = (builder(**p) for p in params)
     assert len(a) == len(b) >= 2

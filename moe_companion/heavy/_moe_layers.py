@@ -3,6 +3,7 @@
 Imported lazily by :mod:`moe_companion.heavy.moefication` (so that validating parameters never
 imports torch).  See that module for the method and the notation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -114,8 +115,7 @@ class MoEFFN(nn.Module):
     and scatter-adds the result (``index_add_``).
     """
 
-    def __init__(self, w_in, b_in, w_out, b_out, activation: Callable, labels, k: int,
-                 router: str = "ground_truth"):
+    def __init__(self, w_in, b_in, w_out, b_out, activation: Callable, labels, k: int, router: str = "ground_truth"):
         super().__init__()
         labels = np.asarray(labels)
         d_ff, d = w_in.shape
@@ -131,8 +131,8 @@ class MoEFFN(nn.Module):
         perm = torch.as_tensor(np.argsort(labels, kind="stable"))
         self.register_buffer("perm", perm, persistent=False)
         self.register_buffer("labels", torch.as_tensor(labels), persistent=False)
-        w_in_p = w_in.detach()[perm].contiguous()                     # (d_ff, d), expert-major
-        w_out_p = w_out.detach()[:, perm].contiguous()                # (d, d_ff)
+        w_in_p = w_in.detach()[perm].contiguous()  # (d_ff, d), expert-major
+        w_out_p = w_out.detach()[:, perm].contiguous()  # (d, d_ff)
         self.w_in = nn.Parameter(w_in_p, requires_grad=False)
         self.w_out = nn.Parameter(w_out_p, requires_grad=False)
         self.b_in = None if b_in is None else nn.Parameter(b_in.detach()[perm].clone(), requires_grad=False)
@@ -238,8 +238,11 @@ class MoEFFN(nn.Module):
         xb = self._buffer("xb", cap, self.d, x)
         hb = self._buffer("hb", cap, self.expert_size, x)
         yb = self._buffer("yb", cap, self.d, x)
-        out = torch.zeros(t, self.d, dtype=x.dtype, device=x.device) if self.b_out is None \
+        out = (
+            torch.zeros(t, self.d, dtype=x.dtype, device=x.device)
+            if self.b_out is None
             else self.b_out.expand(t, self.d).clone()
+        )
         relu = self.activation in (torch.relu, torch.nn.functional.relu) or isinstance(self.activation, nn.ReLU)
         w_in_l, b_in_l, w_out_l = self._expert_views()
         index_select, mm, addmm, act = torch.index_select, torch.mm, torch.addmm, self.activation
@@ -263,8 +266,11 @@ class MoEFFN(nn.Module):
         key = (self.w_in_e.data_ptr(), self.w_in_e.device)
         if getattr(self, "_views_key", None) != key:
             s = self.expert_size
-            b = [None] * self.n_experts if self.b_in is None else \
-                [self.b_in[e * s:(e + 1) * s] for e in range(self.n_experts)]
+            b = (
+                [None] * self.n_experts
+                if self.b_in is None
+                else [self.b_in[e * s : (e + 1) * s] for e in range(self.n_experts)]
+            )
             self._views = (list(self.w_in_e.unbind(0)), b, list(self.w_out_e.unbind(0)))
             self._views_key = key
         return self._views
@@ -287,15 +293,20 @@ def find_ffns(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
         ffn = getattr(mod, "DenseReluDense", None)
         if ffn is not None:
             if hasattr(ffn, "wi_0") or not (hasattr(ffn, "wi") and hasattr(ffn, "wo")):
-                raise ValueError(f"model has a gated T5 FFN at {name!r} (wi_0/wi_1); only the ReLU "
-                                 "T5DenseActDense (t5-base) is supported")
+                raise ValueError(
+                    f"model has a gated T5 FFN at {name!r} (wi_0/wi_1); only the ReLU "
+                    "T5DenseActDense (t5-base) is supported"
+                )
             found.append((name, mod, "t5"))
         elif isinstance(ffn, MoEFFN):
             found.append((name, mod, "t5"))
         inter = getattr(mod, "intermediate", None)
         out = getattr(mod, "output", None)
-        if inter is not None and out is not None and (
-                (hasattr(inter, "dense") and hasattr(inter, "intermediate_act_fn")) or isinstance(inter, MoEFFN)):
+        if (
+            inter is not None
+            and out is not None
+            and ((hasattr(inter, "dense") and hasattr(inter, "intermediate_act_fn")) or isinstance(inter, MoEFFN))
+        ):
             found.append((name, mod, "bert"))
     return found
 
@@ -330,8 +341,12 @@ def moefy(model: nn.Module, labels: dict, k: int, router: str = "ground_truth") 
         raise ValueError(f"labels has no entry for FFN(s) {missing[:3]}")
     moes = []
     for name, parent, kind in ffns:
-        if kind == "t5" and isinstance(parent.DenseReluDense, MoEFFN) or \
-                kind == "bert" and isinstance(parent.intermediate, MoEFFN):
+        if (
+            kind == "t5"
+            and isinstance(parent.DenseReluDense, MoEFFN)
+            or kind == "bert"
+            and isinstance(parent.intermediate, MoEFFN)
+        ):
             raise ValueError(f"FFN {name!r} is already MoEfied")
         w_in, b_in, w_out, b_out, act = _ffn_weights(parent, kind)
         moe = MoEFFN(w_in, b_in, w_out, b_out, act, labels[name], k, router)
@@ -356,8 +371,10 @@ def set_k(model: nn.Module, k: int) -> None:
 
 def expert_labels_of(model: nn.Module) -> dict:
     """``{ffn name: labels}`` of a MoEfied model."""
-    return {name: (p.DenseReluDense if kind == "t5" else p.intermediate).labels.numpy()
-            for name, p, kind in find_ffns(model)}
+    return {
+        name: (p.DenseReluDense if kind == "t5" else p.intermediate).labels.numpy()
+        for name, p, kind in find_ffns(model)
+    }
 
 
 @torch.no_grad()
@@ -365,8 +382,10 @@ def collect_ffn_inputs(model: nn.Module, run: Callable[[], None], max_tokens: in
     """Inputs of every MoEfied FFN (in order) while ``run()`` executes, each (<= max_tokens, d)."""
     moes = _moes(model)
     bags: list[list[torch.Tensor]] = [[] for _ in moes]
-    hooks = [m.register_forward_pre_hook(lambda mod, args, i=i: bags[i].append(args[0].reshape(-1, mod.d).clone()))
-             for i, m in enumerate(moes)]
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, args, i=i: bags[i].append(args[0].reshape(-1, mod.d).clone()))
+        for i, m in enumerate(moes)
+    ]
     try:
         run()
     finally:
@@ -375,8 +394,9 @@ def collect_ffn_inputs(model: nn.Module, run: Callable[[], None], max_tokens: in
     return [torch.cat(b)[:max_tokens] for b in bags]
 
 
-def train_mlp_router(moe: MoEFFN, inputs: torch.Tensor, *, epochs: int = 10, lr: float = 0.01,
-                     batch_size: int = 512, seed: int = 0) -> MLPRouter:
+def train_mlp_router(
+    moe: MoEFFN, inputs: torch.Tensor, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 512, seed: int = 0
+) -> MLPRouter:
     """Fit MoEfication's MLP router of ``moe`` to its ground-truth expert scores on ``inputs`` (N, d).
 
     Targets are the expert scores divided by their batch maximum and clipped to [0, 1] (GELU
@@ -394,7 +414,7 @@ def train_mlp_router(moe: MoEFFN, inputs: torch.Tensor, *, epochs: int = 10, lr:
         for _ in range(epochs):
             order = torch.randperm(n, generator=g)
             for i in range(0, n, batch_size):
-                xb = inputs[order[i:i + batch_size]]
+                xb = inputs[order[i : i + batch_size]]
                 with torch.no_grad():
                     sc = expert_scores(moe.hidden(xb), moe.n_experts)
                     target = (sc / sc.max().clamp_min(1e-12)).clamp(0, 1)

@@ -15,6 +15,7 @@ In Llama ``up_proj`` and ``gate_proj`` read the same tensor (the output of
 the output of the FFN sub-layer's RMS norm.  The hook records exactly the tensor that enters the
 projection (tests compare it with a manual computation).
 """
+
 from __future__ import annotations
 
 import re
@@ -63,19 +64,29 @@ def find_mlp_inputs(model, projection: str = "up_proj", stack: str = "encoder") 
         return dict(sorted(llama.items()))
     if bert:
         if projection == "gate_proj":
-            raise ValueError("projection must be 'up_proj' for a BERT-style MLP (intermediate.dense, no gate), "
-                             "got 'gate_proj'")
+            raise ValueError(
+                "projection must be 'up_proj' for a BERT-style MLP (intermediate.dense, no gate), got 'gate_proj'"
+            )
         return dict(sorted(bert.items()))
     if t5:
         want = "wi_1" if projection == "up_proj" else "wi_0"
         return {i: mods.get(want, mods.get("wi")) for i, mods in sorted(t5.items())}
-    raise ValueError(f"model has no supported MLP layout (Llama up_proj, BERT intermediate.dense, T5 wi): "
-                     f"{type(model).__name__}")
+    raise ValueError(
+        f"model has no supported MLP layout (Llama up_proj, BERT intermediate.dense, T5 wi): {type(model).__name__}"
+    )
 
 
-def capture_mlp_inputs(model, input_ids, *, layers: Iterable[int] | None = None, projection: str = "up_proj",
-                       stack: str = "encoder", batch_size: int = 4, progress: bool = True,
-                       desc: str = "forward") -> dict[int, np.ndarray]:
+def capture_mlp_inputs(
+    model,
+    input_ids,
+    *,
+    layers: Iterable[int] | None = None,
+    projection: str = "up_proj",
+    stack: str = "encoder",
+    batch_size: int = 4,
+    progress: bool = True,
+    desc: str = "forward",
+) -> dict[int, np.ndarray]:
     """Run ``input_ids`` through ``model`` and return the MLP-input activations of each layer.
 
     Parameters
@@ -115,6 +126,7 @@ def capture_mlp_inputs(model, input_ids, *, layers: Iterable[int] | None = None,
         def hook(module, args, kwargs=None):
             x = args[0] if args else kwargs["input"]
             store[i].append(x.detach().to(torch.float32).reshape(-1, x.shape[-1]).cpu().numpy())
+
         return hook
 
     handles = [modules[i].register_forward_pre_hook(make_hook(i)) for i in layers]
@@ -124,9 +136,10 @@ def capture_mlp_inputs(model, input_ids, *, layers: Iterable[int] | None = None,
         runner = model.get_encoder() if stack == "encoder" else model
     try:
         with torch.inference_mode():
-            for start in tqdm(range(0, input_ids.shape[0], batch_size), desc=desc, disable=not progress,
-                              mininterval=2.0):
-                ids = input_ids[start:start + batch_size].to(device)
+            for start in tqdm(
+                range(0, input_ids.shape[0], batch_size), desc=desc, disable=not progress, mininterval=2.0
+            ):
+                ids = input_ids[start : start + batch_size].to(device)
                 if runner is model and stack == "decoder":
                     runner(input_ids=ids, decoder_input_ids=ids)
                 else:

@@ -21,6 +21,7 @@ How the extrapolation works (printed with the numbers):
   paper run) are scaled from the measured time by the number of such units, assuming a host CPU no
   slower than this one.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -37,8 +38,15 @@ from typing import Any
 
 from .. import _validate as v
 
-__all__ = ["GPU_FLOPS", "PreflightError", "dry_run", "format_dry_run", "format_requirements", "preflight",
-           "requirements"]
+__all__ = [
+    "GPU_FLOPS",
+    "PreflightError",
+    "dry_run",
+    "format_dry_run",
+    "format_requirements",
+    "preflight",
+    "requirements",
+]
 
 #: Assumed effective GPU throughput (operations / s) for the one-GPU estimate: bf16 inference and fp32
 #: (TF32) training on an A100/H100-class GPU at roughly a third of its peak.  An assumption, printed.
@@ -98,7 +106,8 @@ def requirements(name: str, profile: str, params: Mapping[str, Any] | None = Non
     gpu_gb = n_params * bytes_per * (4 if train else 1) * 1.2 / 1e9
     disk_gb = sum(m.n_params * 2 for m in models if m.source == "hub") / 1e9 + sum(d.disk_gb for d in datasets)
     return {
-        "chapter": name, "profile": profile,
+        "chapter": name,
+        "profile": profile,
         "models": [{"name": m.name, "source": m.source, "gated": m.gated, "params": m.n_params} for m in models],
         "datasets": [{"name": d.name, "source": d.source, "hub": list(d.hub)} for d in datasets],
         "tokenizers": tokenizers,
@@ -114,8 +123,10 @@ def requirements(name: str, profile: str, params: Mapping[str, Any] | None = Non
 def format_requirements(req: Mapping[str, Any]) -> str:
     lines = [f"{req['chapter']} [{req['profile']}] needs:"]
     for m in req["models"]:
-        lines.append(f"  model    {m['name']} ({m['source']}{', gated: licence + HF_TOKEN' if m['gated'] else ''}, "
-                     f"{m['params'] / 1e9:.2f} B parameters)")
+        lines.append(
+            f"  model    {m['name']} ({m['source']}{', gated: licence + HF_TOKEN' if m['gated'] else ''}, "
+            f"{m['params'] / 1e9:.2f} B parameters)"
+        )
     for d in req["datasets"]:
         lines.append(f"  data     {d['name']} ({d['source']}{': ' + '/'.join(d['hub']) if d['hub'] else ''})")
     for t in req["tokenizers"]:
@@ -203,14 +214,20 @@ def preflight(name: str, params: Mapping[str, Any] | None = None, profile: str =
         problems.append(f"HF_TOKEN: not set (and no {_hf_home() / 'token'}); {', '.join(gated)} is gated")
     missing = [m["name"] for m in req["models"] if m["source"] == "hub" and not _in_cache(m["name"])]
     missing += [t for t in req["tokenizers"] if not _in_cache(t)]
-    missing += ["/".join(d["hub"]) for d in req["datasets"] if d["source"] == "hub"
-                and not _in_cache(d["hub"][0] if d["hub"][0] != "glue" else "nyu-mll/glue", "dataset")]
+    missing += [
+        "/".join(d["hub"])
+        for d in req["datasets"]
+        if d["source"] == "hub" and not _in_cache(d["hub"][0] if d["hub"][0] != "glue" else "nyu-mll/glue", "dataset")
+    ]
     if missing and not _hub_reachable():
-        problems.append(f"hub: {', '.join(missing)} not in the cache {_hf_home()} and the hub is unreachable "
-                        f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r})")
+        problems.append(
+            f"hub: {', '.join(missing)} not in the cache {_hf_home()} and the hub is unreachable "
+            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r})"
+        )
     if problems:
-        raise PreflightError(f"{name} [{profile}] cannot run here:\n  - " + "\n  - ".join(problems)
-                             + "\n" + format_requirements(req))
+        raise PreflightError(
+            f"{name} [{profile}] cannot run here:\n  - " + "\n  - ".join(problems) + "\n" + format_requirements(req)
+        )
     return req
 
 
@@ -223,7 +240,7 @@ class Stage:
     sample: str
     seconds: float
     peak_gb: float
-    kind: str            # "model" (FLOP-scaled to the GPU) or "host" (scaled by count)
+    kind: str  # "model" (FLOP-scaled to the GPU) or "host" (scaled by count)
     sample_flops: float = 0.0
     paper_flops: float = 0.0
     paper_count: float = 1.0
@@ -280,35 +297,73 @@ def _dry_modular(p, n_layers: int, seq: int) -> DryRun:
 
     spec = get_model(p["model"])
     n_layers = min(n_layers, spec.n_layers)
-    model, secs, peak = _timed(lambda: random_model(spec.name, head="causal_lm" if spec.family == "llama" else "base",
-                                                      n_layers=n_layers))
+    model, secs, peak = _timed(
+        lambda: random_model(spec.name, head="causal_lm" if spec.family == "llama" else "base", n_layers=n_layers)
+    )
     out = DryRun("modular_structure")
     out.stages.append(Stage("build random model", f"{n_layers} of {spec.n_layers} layers", secs, peak, "host", 0, 0, 0))
     seq = min(seq, p["seq_len"])
     ids = torch.randint(0, spec.vocab, (1, seq), generator=torch.Generator().manual_seed(0))
-    per_tok = (2 * _llama_layer_params(spec) if spec.family == "llama"
-               else 2 * (4 * spec.hidden ** 2 + 2 * spec.hidden * spec.d_ff))
-    acts, secs, peak = _timed(lambda: capture_mlp_inputs(model, ids, layers=list(range(n_layers)),
-                                                         projection=p["projection"], batch_size=1, progress=False))
+    per_tok = (
+        2 * _llama_layer_params(spec)
+        if spec.family == "llama"
+        else 2 * (4 * spec.hidden**2 + 2 * spec.hidden * spec.d_ff)
+    )
+    acts, secs, peak = _timed(
+        lambda: capture_mlp_inputs(
+            model, ids, layers=list(range(n_layers)), projection=p["projection"], batch_size=1, progress=False
+        )
+    )
     n_paper_tok = p["n_tokens"] + p["n_calib_tokens"]
     last = max(p["layers"]) + 1
-    out.stages.append(Stage("forward + capture", f"{seq} tokens x {n_layers} layers", secs, peak, "model",
-                            per_tok * seq * n_layers, per_tok * n_paper_tok * last, 1, "bf16"))
+    out.stages.append(
+        Stage(
+            "forward + capture",
+            f"{seq} tokens x {n_layers} layers",
+            secs,
+            peak,
+            "model",
+            per_tok * seq * n_layers,
+            per_tok * n_paper_tok * last,
+            1,
+            "bf16",
+        )
+    )
     # the analysis runs at the paper's size: captured rows resampled (with a little jitter) to n_tokens rows
     rng = np.random.default_rng(0)
     x0 = acts[0]
-    x = (x0[rng.integers(0, x0.shape[0], p["n_tokens"])]
-         * (1 + 0.01 * rng.standard_normal((p["n_tokens"], x0.shape[1])))).astype(np.float32)
+    x = (
+        x0[rng.integers(0, x0.shape[0], p["n_tokens"])] * (1 + 0.01 * rng.standard_normal((p["n_tokens"], x0.shape[1])))
+    ).astype(np.float32)
     n_units = len(p["layers"]) * len(p["sparsities"])
-    _, secs, peak = _timed(lambda: analyse_unit(x, x, p["sparsities"][len(p["sparsities"]) // 2],
-                                                n_blocks=p["n_blocks"], n_shuffles=p["n_shuffles"],
-                                                heatmap_cells=p["heatmap_cells"],
-                                                threshold_method=p["threshold_method"],
-                                                seed=0))
-    out.stages.append(Stage("one (layer, sparsity) unit", f"{x.shape[0]} tokens x {x.shape[1]} features", secs, peak,
-                            "host", 0, 0, n_units))
-    out.note = (f"{n_units} analysis units at full size ({x0.shape[0]} captured tokens resampled to {p['n_tokens']}); "
-                f"n_blocks={p['n_blocks']}, n_shuffles={p['n_shuffles']}")
+    _, secs, peak = _timed(
+        lambda: analyse_unit(
+            x,
+            x,
+            p["sparsities"][len(p["sparsities"]) // 2],
+            n_blocks=p["n_blocks"],
+            n_shuffles=p["n_shuffles"],
+            heatmap_cells=p["heatmap_cells"],
+            threshold_method=p["threshold_method"],
+            seed=0,
+        )
+    )
+    out.stages.append(
+        Stage(
+            "one (layer, sparsity) unit",
+            f"{x.shape[0]} tokens x {x.shape[1]} features",
+            secs,
+            peak,
+            "host",
+            0,
+            0,
+            n_units,
+        )
+    )
+    out.note = (
+        f"{n_units} analysis units at full size ({x0.shape[0]} captured tokens resampled to {p['n_tokens']}); "
+        f"n_blocks={p['n_blocks']}, n_shuffles={p['n_shuffles']}"
+    )
 
     return out
 
@@ -325,14 +380,25 @@ def _dry_moefication(p, n_layers: int, seq: int) -> DryRun:
     n_layers = min(n_layers, spec.n_layers)
     model, secs, peak = _timed(lambda: random_model(spec.name, head="seq2seq", n_layers=n_layers))
     out = DryRun("moefication_noise")
-    out.stages.append(Stage("build random model", f"{n_layers} of {spec.n_layers} layers per stack", secs, peak,
-                            "host", 0, 0, 0))
+    out.stages.append(
+        Stage("build random model", f"{n_layers} of {spec.n_layers} layers per stack", secs, peak, "host", 0, 0, 0)
+    )
     ffns = ml.find_ffns(model)
     w_in = ml._ffn_weights(ffns[0][1], ffns[0][2])[0].detach().double().numpy()
     w = w_in / np.linalg.norm(w_in, axis=1, keepdims=True)
     _, secs, peak = _timed(lambda: balanced_kmeans(w, p["n_experts"], n_iter=1, seed=0))
-    out.stages.append(Stage("balanced k-means, 1 iteration of 1 FFN", f"d_ff={w.shape[0]}, E={p['n_experts']}", secs,
-                            peak, "host", 0, 0, spec.ffn_blocks * p["kmeans_iters"]))
+    out.stages.append(
+        Stage(
+            "balanced k-means, 1 iteration of 1 FFN",
+            f"d_ff={w.shape[0]}, E={p['n_experts']}",
+            secs,
+            peak,
+            "host",
+            0,
+            0,
+            spec.ffn_blocks * p["kmeans_iters"],
+        )
+    )
     rng = np.random.default_rng(0)
     size = spec.d_ff // p["n_experts"]
     labels = {name: rng.permutation(np.repeat(np.arange(p["n_experts"]), size)) for name, _, _ in ffns}
@@ -349,11 +415,22 @@ def _dry_moefication(p, n_layers: int, seq: int) -> DryRun:
 
     fwd()  # warm-up
     _, secs, peak = _timed(fwd)
-    per_tok_layer = 2 * (4 * spec.hidden ** 2 + 2 * spec.hidden * spec.d_ff)
+    per_tok_layer = 2 * (4 * spec.hidden**2 + 2 * spec.hidden * spec.d_ff)
     n_units = (1 + len(p["noise_types"]) * len(p["seeds"])) * (1 + len([k for k in p["ks"] if k != p["n_experts"]]))
     paper = per_tok_layer * spec.n_layers * p["max_length"] * p["n_test"] * n_units
-    out.stages.append(Stage("MoE forward (one batch)", f"{bs} sentences x {seq} tokens, {n_layers} layers", secs, peak,
-                            "model", per_tok_layer * n_layers * seq * bs, paper, 1, "bf16"))
+    out.stages.append(
+        Stage(
+            "MoE forward (one batch)",
+            f"{bs} sentences x {seq} tokens, {n_layers} layers",
+            secs,
+            peak,
+            "model",
+            per_tok_layer * n_layers * seq * bs,
+            paper,
+            1,
+            "bf16",
+        )
+    )
     out.note = f"{n_units} units of {p['n_test']} sentences; k-means bounded by kmeans_iters={p['kmeans_iters']}"
     return out
 
@@ -369,8 +446,9 @@ def _dry_probes(p, n_layers: int, seq: int) -> DryRun:
     n_layers = min(n_layers, spec.n_layers)
     model, secs, peak = _timed(lambda: random_model(spec.name, head="encoder", n_layers=n_layers))
     out = DryRun("linear_probes")
-    out.stages.append(Stage("build random encoder", f"{n_layers} of {spec.n_layers} layers", secs, peak, "host",
-                            0, 0, 0))
+    out.stages.append(
+        Stage("build random encoder", f"{n_layers} of {spec.n_layers} layers", secs, peak, "host", 0, 0, 0)
+    )
     seq = min(seq, p["max_length"])
     bs = min(p["batch_size"], 8)
     ids = torch.randint(0, spec.vocab, (bs, seq), generator=torch.Generator().manual_seed(0))
@@ -380,28 +458,71 @@ def _dry_probes(p, n_layers: int, seq: int) -> DryRun:
             return model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
 
     _, secs, peak = _timed(fwd)
-    per_tok_layer = 2 * (4 * spec.hidden ** 2 + 2 * spec.hidden * spec.d_ff)
+    per_tok_layer = 2 * (4 * spec.hidden**2 + 2 * spec.hidden * spec.d_ff)
     n_texts = (p["n_train"] + p["n_val"] + p["n_test"]) * len(p["tasks"])
-    out.stages.append(Stage("encoder forward (one batch)", f"{bs} texts x {seq} tokens", secs, peak, "model",
-                            per_tok_layer * n_layers * seq * bs,
-                            per_tok_layer * spec.n_layers * p["max_length"] * n_texts,
-                            1, "fp32"))
+    out.stages.append(
+        Stage(
+            "encoder forward (one batch)",
+            f"{bs} texts x {seq} tokens",
+            secs,
+            peak,
+            "model",
+            per_tok_layer * n_layers * seq * bs,
+            per_tok_layer * spec.n_layers * p["max_length"] * n_texts,
+            1,
+            "fp32",
+        )
+    )
     rng = np.random.default_rng(0)
     n_pool = p["n_train"] + p["n_val"]
     d = spec.hidden
     pool_y = rng.integers(0, 2, n_pool)
     test_y = rng.integers(0, 2, p["n_test"])
-    pool = ActivationPool(rng.standard_normal((n_pool, d)) + pool_y[:, None] * 0.1, pool_y,
-                          rng.standard_normal((p["n_test"], d)) + test_y[:, None] * 0.1, test_y, 2)
+    pool = ActivationPool(
+        rng.standard_normal((n_pool, d)) + pool_y[:, None] * 0.1,
+        pool_y,
+        rng.standard_normal((p["n_test"], d)) + test_y[:, None] * 0.1,
+        test_y,
+        2,
+    )
     per_cond = len(p["noise_in_training"]) * (1 + len(p["sigmas"])) * len(p["seeds"]) * len(p["tasks"])
-    _, secs, peak = _timed(lambda: probe_unit(pool, kind="dense", n_train=p["n_train"], sigma=p["sigmas"][0], seed=0,
-                                              noise_in_training=True, alphas=p["lasso_alphas"]))
+    _, secs, peak = _timed(
+        lambda: probe_unit(
+            pool,
+            kind="dense",
+            n_train=p["n_train"],
+            sigma=p["sigmas"][0],
+            seed=0,
+            noise_in_training=True,
+            alphas=p["lasso_alphas"],
+        )
+    )
     out.stages.append(Stage("dense probe unit", f"n_train={p['n_train']}, d={d}", secs, peak, "host", 0, 0, per_cond))
     e = max(p["n_experts"])
-    _, secs, peak = _timed(lambda: probe_unit(pool, kind="moe", n_train=p["n_train"], sigma=p["sigmas"][0], seed=0,
-                                              noise_in_training=True, alphas=p["lasso_alphas"], n_experts=e))
-    out.stages.append(Stage(f"MoE probe unit (E={e})", f"n_train={p['n_train']}, d={d}", secs, peak, "host", 0, 0,
-                            per_cond * len(p["n_experts"])))
+    _, secs, peak = _timed(
+        lambda: probe_unit(
+            pool,
+            kind="moe",
+            n_train=p["n_train"],
+            sigma=p["sigmas"][0],
+            seed=0,
+            noise_in_training=True,
+            alphas=p["lasso_alphas"],
+            n_experts=e,
+        )
+    )
+    out.stages.append(
+        Stage(
+            f"MoE probe unit (E={e})",
+            f"n_train={p['n_train']}, d={d}",
+            secs,
+            peak,
+            "host",
+            0,
+            0,
+            per_cond * len(p["n_experts"]),
+        )
+    )
     out.note = f"{per_cond * (1 + len(p['n_experts']))} probe units; 2-class random activations stand in for the tasks"
     return out
 
@@ -428,22 +549,43 @@ def _dry_pretraining(p, n_layers: int, seq: int) -> DryRun:
         cfg = configs[name].replace(n_layers=min(n_layers, configs[name].n_layers), seq_len=seq)
         act = count_parameters(cfg)["active"]
         full_act = count_parameters(configs[name])["active"]
-        _, secs, peak = _timed(lambda cfg=cfg: train_lm(cfg, toks, toks, steps=2, batch_size=bs, lr=p["lr"],
-                                                        eval_every=2, eval_batches=1, seed=0))
+        _, secs, peak = _timed(
+            lambda cfg=cfg: train_lm(
+                cfg, toks, toks, steps=2, batch_size=bs, lr=p["lr"], eval_every=2, eval_batches=1, seed=0
+            )
+        )
         paper = 6 * full_act * p["batch_size"] * p["seq_len"] * p["steps"] * len(p["seeds"])
-        out.stages.append(Stage(f"{name}: 2 training steps", f"{bs} x {seq} tokens, {cfg.n_layers} layers", secs, peak,
-                                "model", 6 * act * bs * seq * 2, paper, 1, "fp32"))
-    out.note = (f"{len(p['variants'])} variants x {len(p['seeds'])} seeds x {p['steps']} steps of "
-                f"{p['batch_size']} x {p['seq_len']} tokens")
+        out.stages.append(
+            Stage(
+                f"{name}: 2 training steps",
+                f"{bs} x {seq} tokens, {cfg.n_layers} layers",
+                secs,
+                peak,
+                "model",
+                6 * act * bs * seq * 2,
+                paper,
+                1,
+                "fp32",
+            )
+        )
+    out.note = (
+        f"{len(p['variants'])} variants x {len(p['seeds'])} seeds x {p['steps']} steps of "
+        f"{p['batch_size']} x {p['seq_len']} tokens"
+    )
     return out
 
 
-_DRY = {"modular_structure": _dry_modular, "moefication_noise": _dry_moefication, "linear_probes": _dry_probes,
-        "moe_pretraining": _dry_pretraining}
+_DRY = {
+    "modular_structure": _dry_modular,
+    "moefication_noise": _dry_moefication,
+    "linear_probes": _dry_probes,
+    "moe_pretraining": _dry_pretraining,
+}
 
 
-def dry_run(name: str, profile: str = "paper", *, n_layers: int = 2, seq: int = 128,
-            threads: int | None = None) -> DryRun:
+def dry_run(
+    name: str, profile: str = "paper", *, n_layers: int = 2, seq: int = 128, threads: int | None = None
+) -> DryRun:
     """Build ``name``'s ``profile`` models with random weights (``n_layers`` blocks) and time one unit per stage.
 
     Nothing is downloaded: configs come from :mod:`moe_companion.heavy.registry`, inputs are random
@@ -464,14 +606,18 @@ def dry_run(name: str, profile: str = "paper", *, n_layers: int = 2, seq: int = 
 
 
 def format_dry_run(d: DryRun) -> str:
-    rows = [f"{d.chapter} dry run (paper-size configs, random weights, CPU):",
-            f"  {'stage':42s} {'sample':34s} {'CPU s':>8s} {'peak GB':>8s} {'paper, 1 GPU':>13s}",
-            "  (peak GB: the process's peak resident memory after the stage)"]
+    rows = [
+        f"{d.chapter} dry run (paper-size configs, random weights, CPU):",
+        f"  {'stage':42s} {'sample':34s} {'CPU s':>8s} {'peak GB':>8s} {'paper, 1 GPU':>13s}",
+        "  (peak GB: the process's peak resident memory after the stage)",
+    ]
     for s in d.stages:
         rows.append(f"  {s.stage:42s} {s.sample:34s} {s.seconds:8.2f} {s.peak_gb:8.2f} {s.gpu_paper_s / 3600:11.2f} h")
     rows.append(f"  => extrapolated paper run on one GPU: {d.gpu_hours:.2f} h ({d.note})")
-    rows.append(f"     model stages at an assumed effective {GPU_FLOPS['bf16'] / 1e12:.0f} TFLOP/s (bf16) / "
-                f"{GPU_FLOPS['fp32'] / 1e12:.0f} TFLOP/s (fp32); host stages scaled from this CPU")
+    rows.append(
+        f"     model stages at an assumed effective {GPU_FLOPS['bf16'] / 1e12:.0f} TFLOP/s (bf16) / "
+        f"{GPU_FLOPS['fp32'] / 1e12:.0f} TFLOP/s (fp32); host stages scaled from this CPU"
+    )
     return "\n".join(rows)
 
 

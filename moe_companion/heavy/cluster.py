@@ -19,6 +19,7 @@ GPU) run before the notebook executes:
 The notebook then finds every unit in the store and only renders, so a cluster run and a serial
 run publish the same notebook from the same values (units are seeded from their keys).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -43,8 +44,13 @@ def _experiment(module: str):
     return exp
 
 
-def run_unit_task(module: str, params: Mapping[str, Any], unit: Mapping[str, Any], store_path: str | None,
-                  options: Mapping[str, Any] | None = None) -> tuple[dict, dict, float]:
+def run_unit_task(
+    module: str,
+    params: Mapping[str, Any],
+    unit: Mapping[str, Any],
+    store_path: str | None,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[dict, dict, float]:
     """On a worker: compute one unit; return ``(unit, value, seconds)`` (nothing is written)."""
     from .contract import Context, ReadOnlyStore
 
@@ -53,16 +59,23 @@ def run_unit_task(module: str, params: Mapping[str, Any], unit: Mapping[str, Any
     ctx = _CONTEXTS.get(ident)
     if ctx is None:
         _CONTEXTS.clear()  # one experiment's state per worker at a time (memory)
-        ctx = _CONTEXTS[ident] = Context(store=ReadOnlyStore(store_path), progress=False,
-                                         options=dict(options or {}))
+        ctx = _CONTEXTS[ident] = Context(store=ReadOnlyStore(store_path), progress=False, options=dict(options or {}))
     t0 = time.perf_counter()
     value = ResultStore.roundtrip(exp.run_unit(dict(params), dict(unit), ctx))
     return dict(unit), value, time.perf_counter() - t0
 
 
-def compute_units(module: str, params: Mapping[str, Any], results_path: str | os.PathLike, *,
-                  workers: int | None = None, scheduler: str | None = None, progress: bool = True,
-                  options: Mapping[str, Any] | None = None, threads_per_worker: int = 1) -> dict:
+def compute_units(
+    module: str,
+    params: Mapping[str, Any],
+    results_path: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    options: Mapping[str, Any] | None = None,
+    threads_per_worker: int = 1,
+) -> dict:
     """Compute every missing unit of experiment ``module`` on a Dask cluster; append them to the store.
 
     Parameters
@@ -106,8 +119,9 @@ def compute_units(module: str, params: Mapping[str, Any], results_path: str | os
     cluster = None
     if scheduler is None:
         n = 2 if workers is None else int(workers)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                               dashboard_address=None, silence_logs=40)
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=threads_per_worker, processes=True, dashboard_address=None, silence_logs=40
+        )
         client = Client(cluster)
     else:
         client = Client(scheduler)
@@ -116,9 +130,19 @@ def compute_units(module: str, params: Mapping[str, Any], results_path: str | os
     if progress:
         print(f"[{exp.name}] {len(todo)} of {len(keys)} units on {where}", file=sys.stderr, flush=True)
     try:
-        futures = [client.submit(run_unit_task, module, p, k, str(store.path), dict(options or {}),
-                                 pure=False, key=f"{exp.name}-{i}-{os.getpid()}-{time.time_ns()}")
-                   for i, k in enumerate(todo)]
+        futures = [
+            client.submit(
+                run_unit_task,
+                module,
+                p,
+                k,
+                str(store.path),
+                dict(options or {}),
+                pure=False,
+                key=f"{exp.name}-{i}-{os.getpid()}-{time.time_ns()}",
+            )
+            for i, k in enumerate(todo)
+        ]
         bar = tqdm(total=len(futures), desc=f"{exp.name} units (dask)", disable=not progress, mininterval=2.0)
         for fut in as_completed(futures):
             unit, value, secs = fut.result()
@@ -127,8 +151,9 @@ def compute_units(module: str, params: Mapping[str, Any], results_path: str | os
             bar.update(1)
             if progress:
                 what = exp.describe(unit, value) if exp.describe else ""
-                bar.write(f"[{exp.name}] unit {unit_label(unit, varying)}: {what} ({secs:.1f} s on a worker)",
-                          file=sys.stderr)
+                bar.write(
+                    f"[{exp.name}] unit {unit_label(unit, varying)}: {what} ({secs:.1f} s on a worker)", file=sys.stderr
+                )
         bar.close()
     finally:
         client.close()

@@ -4,6 +4,7 @@
 points and ``sizes[c]`` copies of every centre, :func:`scipy.optimize.linear_sum_assignment`);
 :func:`balanced_kmeans` iterates it with centroid updates (Lloyd).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,9 @@ def balanced_assign(cost, sizes) -> np.ndarray:
     cost = np.asarray(cost, dtype=float)
     sizes = np.asarray(sizes, dtype=int)
     if cost.ndim != 2 or sizes.shape != (cost.shape[1],) or sizes.sum() != cost.shape[0] or (sizes < 0).any():
-        raise ValueError(f"sizes must be {cost.shape[1:]} non-negative counts summing to n = {cost.shape[0]}, "
-                         f"got {sizes.tolist()}")
+        raise ValueError(
+            f"sizes must be {cost.shape[1:]} non-negative counts summing to n = {cost.shape[0]}, got {sizes.tolist()}"
+        )
     slot = np.repeat(np.arange(sizes.size), sizes)
     rows, cols = linear_sum_assignment(cost[:, slot])
     labels = np.empty(cost.shape[0], dtype=int)
@@ -69,7 +71,7 @@ def balanced_kmeans(x, n_clusters: int, *, n_iter: int = 15, seed: int = 0) -> n
     labels = None
     sq = (x * x).sum(1)[:, None]
     for _ in range(n_iter):
-        d2 = sq - 2.0 * x @ centers.T + (centers * centers).sum(1)[None, :]    # (n, E)
+        d2 = sq - 2.0 * x @ centers.T + (centers * centers).sum(1)[None, :]  # (n, E)
         new = balanced_assign(d2, np.full(n_clusters, size))
         if labels is not None and np.array_equal(new, labels):
             break

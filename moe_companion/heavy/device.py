@@ -1,4 +1,5 @@
 """Device and dtype selection for the heavy chapters."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 :func:`encode_mean_pooled` batches texts by length (less padding), runs a Hugging Face encoder and averages
 one layer's hidden states over the non-padding tokens (:func:`mean_pool`), optionally L2-normalised.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,9 +21,19 @@ def mean_pool(hidden, mask):
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
 
 
-def encode_mean_pooled(texts: Sequence[str], model, tokenizer, *, layer: int | None = None, batch_size: int = 64,
-                       max_length: int = 64, token_type_ids: bool | None = None, normalize: bool = False,
-                       progress: bool = False, desc: str = "encoding batches") -> np.ndarray:
+def encode_mean_pooled(
+    texts: Sequence[str],
+    model,
+    tokenizer,
+    *,
+    layer: int | None = None,
+    batch_size: int = 64,
+    max_length: int = 64,
+    token_type_ids: bool | None = None,
+    normalize: bool = False,
+    progress: bool = False,
+    desc: str = "encoding batches",
+) -> np.ndarray:
     """Mean-pooled hidden states, shape (n, d), float32, in the order of ``texts``.
 
     Parameters
@@ -50,9 +61,10 @@ def encode_mean_pooled(texts: Sequence[str], model, tokenizer, *, layer: int | N
     kw = {} if token_type_ids is None else {"return_token_type_ids": token_type_ids}
     with torch.inference_mode():
         for i in tqdm(range(0, len(texts), batch_size), desc=desc, disable=not progress, mininterval=2.0, leave=False):
-            idx = order[i:i + batch_size]
-            enc = tokenizer([texts[j] for j in idx], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt", **kw)
+            idx = order[i : i + batch_size]
+            enc = tokenizer(
+                [texts[j] for j in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt", **kw
+            )
             enc = {k: t.to(device) for k, t in enc.items()}
             if layer is None:
                 hs = model(**enc).last_hidden_state

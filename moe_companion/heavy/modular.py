@@ -31,6 +31,7 @@ Each (model, projection, allocation, layer, sparsity) is measured on ``n_samples
 samples; differences ``E - E_null`` are paired by sample and summarised with a t interval over samples
 (:func:`sample_interval`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -176,11 +177,14 @@ def check_params(params: Mapping[str, Any]) -> dict:
         p[name] = spec.name
         specs[name] = spec
     if p["gate_model"] not in (p["model"], p["second_model"]):
-        raise ValueError(f"gate_model must be model or second_model ({p['model']!r}, {p['second_model']!r}), "
-                         f"got {p['gate_model']!r}")
+        raise ValueError(
+            f"gate_model must be model or second_model ({p['model']!r}, {p['second_model']!r}), got {p['gate_model']!r}"
+        )
     if p["gate_layers"] and specs["gate_model"].family != "llama":
-        raise ValueError(f"gate_model must have a gated (Llama-style) MLP when gate_layers is not empty, "
-                         f"got {p['gate_model']!r} ({specs['gate_model'].family})")
+        raise ValueError(
+            f"gate_model must have a gated (Llama-style) MLP when gate_layers is not empty, "
+            f"got {p['gate_model']!r} ({specs['gate_model'].family})"
+        )
     v.check_choice(p["text"], "text", ("pydoc", "wikitext-2-raw-v1"))
     p["seq_len"] = v.check_int(p["seq_len"], "seq_len", lower=2)
     for name in ("n_tokens", "n_calib_tokens"):
@@ -196,15 +200,18 @@ def check_params(params: Mapping[str, Any]) -> dict:
             raise ValueError(f"{name} must not repeat, got {p[name]}")
         for i, layer in enumerate(p[name]):
             if layer >= specs[model].n_layers:
-                raise ValueError(f"{name}[{i}] must be < {specs[model].n_layers} (the layers of "
-                                 f"{specs[model].name}), got {layer}")
+                raise ValueError(
+                    f"{name}[{i}] must be < {specs[model].n_layers} (the layers of {specs[model].name}), got {layer}"
+                )
     if p["text"] == "pydoc":  # a token is at least one character: an upper bound known before tokenizing
         n_chars = DATASETS["pydoc"].splits["chars"]
         total = p["n_samples"] * p["n_tokens"] + p["n_calib_tokens"]
         if total > n_chars:
-            raise ValueError(f"n_samples * n_tokens + n_calib_tokens must be <= {n_chars} (characters of the "
-                             f"pydoc text), got {total} (n_samples={p['n_samples']}, n_tokens={p['n_tokens']}, "
-                             f"n_calib_tokens={p['n_calib_tokens']})")
+            raise ValueError(
+                f"n_samples * n_tokens + n_calib_tokens must be <= {n_chars} (characters of the "
+                f"pydoc text), got {total} (n_samples={p['n_samples']}, n_tokens={p['n_tokens']}, "
+                f"n_calib_tokens={p['n_calib_tokens']})"
+            )
     for name in ("sparsities", "heatmap_sparsities"):
         if not p[name]:
             raise ValueError(f"{name} must not be empty")
@@ -221,8 +228,7 @@ def check_params(params: Mapping[str, Any]) -> dict:
         raise ValueError(f"n_blocks must be <= n_tokens={p['n_tokens']}, got {p['n_blocks']}")
     p["heatmap_cells"] = v.check_int(p["heatmap_cells"], "heatmap_cells", lower=4, upper=256)
     v.check_choice(p["threshold_method"], "threshold_method", ("exact", "histogram"))
-    p["greedy_step"] = v.check_scalar(p["greedy_step"], "greedy_step", lower=0.0, upper=0.5,
-                                      lower_inclusive=False)
+    p["greedy_step"] = v.check_scalar(p["greedy_step"], "greedy_step", lower=0.0, upper=0.5, lower_inclusive=False)
     p["batch_size"] = v.check_int(p["batch_size"], "batch_size", lower=1)
     p["seed"] = v.check_seed(p["seed"])
     return p
@@ -277,8 +283,9 @@ def cluster_features(affinity, n_blocks: int, seed: int = 0) -> np.ndarray:
     n_blocks = v.check_int(n_blocks, "n_blocks", lower=2, upper=aff.shape[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "graph is not fully connected" at high sparsity
-        labels = SpectralClustering(n_clusters=n_blocks, affinity="precomputed", assign_labels="cluster_qr",
-                                    random_state=v.check_seed(seed)).fit_predict(aff + 1e-9)
+        labels = SpectralClustering(
+            n_clusters=n_blocks, affinity="precomputed", assign_labels="cluster_qr", random_state=v.check_seed(seed)
+        ).fit_predict(aff + 1e-9)
     return _relabel_by_size(labels, n_blocks)
 
 
@@ -375,8 +382,9 @@ def modular_structure(x, n_blocks: int = 20, seed: int = 0) -> ModularStructure:
     tlab = assign_tokens(ranks, flab, n_blocks)
     forder = np.argsort(flab, kind="stable")
     torder = np.argsort(tlab, kind="stable")
-    return ModularStructure(ranks, flab, tlab, forder, torder,
-                            diagonal_enrichment(ranks, flab, tlab, n_blocks), n_blocks)
+    return ModularStructure(
+        ranks, flab, tlab, forder, torder, diagonal_enrichment(ranks, flab, tlab, n_blocks), n_blocks
+    )
 
 
 def shuffle_columns(x, rng: np.random.Generator) -> np.ndarray:
@@ -489,17 +497,27 @@ _SHARED = ("text", "seq_len", "n_tokens", "n_calib_tokens", "n_blocks", "thresho
 
 def _groups(p: Mapping[str, Any]) -> list[tuple[str, str, list, list]]:
     """(model, projection, layers, allocations): Figs. 7/10 (model), 8 (second model), 9 (gate, greedy)."""
-    out = [(p["model"], "up", p["layers"], p["allocations"]),
-           (p["second_model"], "up", p["second_layers"], p["allocations"])]
+    out = [
+        (p["model"], "up", p["layers"], p["allocations"]),
+        (p["second_model"], "up", p["second_layers"], p["allocations"]),
+    ]
     if p["gate_layers"]:
         out.append((p["gate_model"], "gate", p["gate_layers"], ["greedy"]))
     return out
 
 
 def _unit_key(p, model, projection, allocation, layer, sparsity, sample) -> dict:
-    key = {"experiment": "modular_structure", "version": ANALYSIS_VERSION, "model": model,
-           "projection": projection, "allocation": allocation, "layer": int(layer), "sparsity": float(sparsity),
-           "sample": int(sample), **{k: p[k] for k in _SHARED}}
+    key = {
+        "experiment": "modular_structure",
+        "version": ANALYSIS_VERSION,
+        "model": model,
+        "projection": projection,
+        "allocation": allocation,
+        "layer": int(layer),
+        "sparsity": float(sparsity),
+        "sample": int(sample),
+        **{k: p[k] for k in _SHARED},
+    }
     if allocation == "greedy":
         key["greedy_step"] = p["greedy_step"]
     key["heatmap_cells"] = p["heatmap_cells"] if sample == 0 and sparsity in p["heatmap_sparsities"] else None
@@ -542,22 +560,35 @@ def _activations(p: dict, model_name: str, ctx) -> dict:
     device, dtype = ctx.option("device") or select_device(verbose=ctx.progress)
     head = "causal_lm" if get_model(model_name).family == "llama" else "base"
     model, tokenizer = load(model_name, head=head, device=device, dtype=dtype, seed=p["seed"])
-    ids = token_stream(tokenizer, load_text(p["text"]), p["n_calib_tokens"] + p["n_samples"] * p["n_tokens"],
-                       p["seq_len"])
+    ids = token_stream(
+        tokenizer, load_text(p["text"]), p["n_calib_tokens"] + p["n_samples"] * p["n_tokens"], p["seq_len"]
+    )
     layers = sorted({layer for m, _, ls, _ in _groups(p) if m == model_name for layer in ls})
-    acts = capture_mlp_inputs(model, ids, layers=layers, projection="up_proj", batch_size=p["batch_size"],
-                              progress=ctx.progress, desc=f"activations ({model_name})")
+    acts = capture_mlp_inputs(
+        model,
+        ids,
+        layers=layers,
+        projection="up_proj",
+        batch_size=p["batch_size"],
+        progress=ctx.progress,
+        desc=f"activations ({model_name})",
+    )
     n_cal = p["n_calib_tokens"]
-    return {"model": model, "calib": {i: a[:n_cal] for i, a in acts.items()},
-            "acts": {i: a[n_cal:] for i, a in acts.items()}}
+    return {
+        "model": model,
+        "calib": {i: a[:n_cal] for i, a in acts.items()},
+        "acts": {i: a[n_cal:] for i, a in acts.items()},
+    }
 
 
 def _thresholds(p: dict, model_name: str, layer: int, ctx):
     from .teal import calibrate
 
     st = ctx.get(f"activations:{model_name}", lambda: _activations(p, model_name, ctx))
-    return ctx.get(f"thresholds:{model_name}:{layer}", lambda: calibrate(
-        st["model"], layer, st["calib"][layer], method=p["threshold_method"]))
+    return ctx.get(
+        f"thresholds:{model_name}:{layer}",
+        lambda: calibrate(st["model"], layer, st["calib"][layer], method=p["threshold_method"]),
+    )
 
 
 def _run_unit(p: dict, key: dict, ctx) -> dict:
@@ -570,12 +601,13 @@ def _run_unit(p: dict, key: dict, ctx) -> dict:
     sps = allocation_sparsities(thr, key["allocation"], s, step=p["greedy_step"])
     t = thr.thresholds(sps)
     x = ctx.state[f"activations:{model_name}"]["acts"][layer]
-    xs = x[sample * p["n_tokens"]:(sample + 1) * p["n_tokens"]]
+    xs = x[sample * p["n_tokens"] : (sample + 1) * p["n_tokens"]]
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(ctx.option("blas_threads", 1)):  # small matrices: extra BLAS threads only contend
-        out = analyse_unit(xs, t[key["projection"]], n_blocks=p["n_blocks"], heatmap_cells=key["heatmap_cells"],
-                           seed=_unit_seed(key))
+        out = analyse_unit(
+            xs, t[key["projection"]], n_blocks=p["n_blocks"], heatmap_cells=key["heatmap_cells"], seed=_unit_seed(key)
+        )
     w = np.array([thr.parts.weights[n] for n in thr.parts.names], dtype=float)
     out["sparsity_calib"] = round(float(thr.distributions[key["projection"]].sparsity(t[key["projection"]])), 6)
     out["projection_sparsities"] = {n: round(float(val), 6) for n, val in sps.items()}
@@ -641,8 +673,10 @@ def stored_records(params: Mapping[str, Any], path) -> list[dict]:
 # ------------------------------------------------------------------------------ statistics over token samples
 def select(records: Sequence[Mapping[str, Any]], **where) -> list[Mapping[str, Any]]:
     """Records whose fields equal ``where`` (a list/tuple value: any of its entries)."""
+
     def ok(r):
         return all(r[k] in val if isinstance(val, (list, tuple, set)) else r[k] == val for k, val in where.items())
+
     return [r for r in records if ok(r)]
 
 
@@ -674,8 +708,7 @@ def excess(null: str):
     return lambda r: r["enrichment"] - r["null"][null]
 
 
-def contrast(records: Sequence[Mapping[str, Any]], stat, *, minus: Mapping[str, Any] | None = None,
-             **where) -> dict:
+def contrast(records: Sequence[Mapping[str, Any]], stat, *, minus: Mapping[str, Any] | None = None, **where) -> dict:
     """Interval over token samples of the mean ``stat`` of the units ``where`` (minus those of ``minus``).
 
     With ``minus`` the difference is paired by sample: ``mean_where(sample) - mean_minus(sample)``.

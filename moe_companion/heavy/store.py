@@ -18,6 +18,7 @@ Example
 >>> store.run({"layer": 0, "sparsity": 0.4}, lambda: {"score": 1.7})  # doctest: +SKIP
 {'score': 1.7}
 """
+
 from __future__ import annotations
 
 import json

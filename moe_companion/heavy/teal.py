@@ -28,6 +28,7 @@ threshold as ``icdf(0.5 + s / 2)`` of the *signed* distribution, which equals th
 ``|x|`` for a zero-mean symmetric distribution; the quantile of ``|x|`` used here meets the target
 sparsity also when the distribution is skewed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -37,8 +38,19 @@ import numpy as np
 
 from .. import _validate as v
 
-__all__ = ["Distribution", "GreedyLookup", "MLPParts", "MLPThresholds", "allocation_sparsities", "calibrate",
-           "fit_threshold", "fit_thresholds", "mlp_parts", "prune", "realised_sparsity"]
+__all__ = [
+    "Distribution",
+    "GreedyLookup",
+    "MLPParts",
+    "MLPThresholds",
+    "allocation_sparsities",
+    "calibrate",
+    "fit_threshold",
+    "fit_thresholds",
+    "mlp_parts",
+    "prune",
+    "realised_sparsity",
+]
 
 
 def _check_sparsity(sparsity, name="sparsity") -> float:
@@ -80,8 +92,7 @@ class Distribution:
             return
         lo, hi = float(pos.min()), float(pos.max())
         # geometric bins: the same relative resolution for small and for massive activations
-        edges = np.concatenate([[0.0], np.geomspace(lo, hi * (1 + 1e-9), n_bins)]) if hi > lo \
-            else np.array([0.0, hi])
+        edges = np.concatenate([[0.0], np.geomspace(lo, hi * (1 + 1e-9), n_bins)]) if hi > lo else np.array([0.0, hi])
         counts, _ = np.histogram(a, bins=edges)
         self._edges = edges
         self._cdf = np.concatenate([[0.0], np.cumsum(counts) / a.size])  # CDF at each edge
@@ -114,8 +125,9 @@ def fit_threshold(x, sparsity: float, *, method: str = "exact", n_bins: int = 40
     return Distribution(x, method=method, n_bins=n_bins).threshold(sparsity)
 
 
-def fit_thresholds(acts: Mapping[int, np.ndarray], sparsity: float, *, method: str = "exact",
-                   n_bins: int = 4096) -> dict[int, float]:
+def fit_thresholds(
+    acts: Mapping[int, np.ndarray], sparsity: float, *, method: str = "exact", n_bins: int = 4096
+) -> dict[int, float]:
     """Uniform allocation over layers: the same target ``sparsity`` for every layer, one threshold each."""
     return {layer: fit_threshold(x, sparsity, method=method, n_bins=n_bins) for layer, x in acts.items()}
 
@@ -190,8 +202,9 @@ def mlp_parts(model, layer: int) -> MLPParts:
     block = model.get_submodule(name.rsplit(".", 2)[0])  # BERT: parent is `intermediate`, sibling `output`
     if hasattr(parent, "intermediate_act_fn") and hasattr(block, "output"):
         mods = {"up": parent.dense, "down": block.output.dense}
-        return MLPParts("bert", ("up", "down"), {k: count(m) for k, m in mods.items()}, mods,
-                        parent.intermediate_act_fn)
+        return MLPParts(
+            "bert", ("up", "down"), {k: count(m) for k, m in mods.items()}, mods, parent.intermediate_act_fn
+        )
     raise ValueError(f"TEAL thresholds support Llama- and BERT-style MLPs, not {type(model).__name__}")
 
 
@@ -213,8 +226,10 @@ class GreedyLookup:
         for eff, row in zip(self.effective, self.rows):
             if eff >= target - 1e-9:
                 return dict(zip(self.names, row))
-        raise ValueError(f"target must be <= {self.effective[-1]:.4g} (the largest sparsity this lookup "
-                         f"was calibrated for), got {target}")
+        raise ValueError(
+            f"target must be <= {self.effective[-1]:.4g} (the largest sparsity this lookup "
+            f"was calibrated for), got {target}"
+        )
 
     def effective_sparsity(self, target: float) -> float:
         target = _check_sparsity(target, "target")
@@ -242,8 +257,10 @@ class MLPThresholds:
             self._y, h = parts.forward(self._x)
         xs = self._x.float().cpu().numpy()
         # each projection's own input distribution (gate and up read the same tensor x: two objects, one data)
-        self.distributions = {name: Distribution(h.float().cpu().numpy() if name == "down" else xs,
-                                                 method=method, n_bins=n_bins) for name in parts.names}
+        self.distributions = {
+            name: Distribution(h.float().cpu().numpy() if name == "down" else xs, method=method, n_bins=n_bins)
+            for name in parts.names
+        }
         self._greedy: GreedyLookup | None = None
 
     def uniform(self, sparsity: float) -> dict[str, float]:
@@ -308,8 +325,9 @@ def calibrate(model, layer: int, calib, *, method: str = "exact", n_bins: int = 
     return MLPThresholds(mlp_parts(model, layer), calib, method=method, n_bins=n_bins)
 
 
-def allocation_sparsities(thr: MLPThresholds, allocation: str, target: float, *,
-                          step: float = 0.05) -> dict[str, float]:
+def allocation_sparsities(
+    thr: MLPThresholds, allocation: str, target: float, *, step: float = 0.05
+) -> dict[str, float]:
     """Per-projection sparsities of ``allocation`` ("uniform" or "greedy") at block sparsity ``target``."""
     v.check_choice(allocation, "allocation", ("uniform", "greedy"))
     target = _check_sparsity(target, "target")
