@@ -7,7 +7,7 @@ examples (paired: both probes score the same noisy test inputs).  Every setting 
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, partial
 
 import pandas as pd
 
@@ -66,20 +66,23 @@ def difference_traces(n_experts: float, noise_in_training: float, *, settings=No
             H.zero_line(x)]
 
 
-def _figures() -> dict:
-    settings = stored()["settings"]
+def figures(profile: str = "cpu") -> dict:
+    """The chapter's figure specs, built from the stored results of ``profile``."""
+    settings = stored(profile)["settings"]
     grid = {"n_experts": sorted({r["n_experts"] for r in settings}), "noise_in_training": [0, 1]}
     labels = {"n_experts": "experts E", "noise_in_training": "noise in training (0 = test only, 1 = everywhere)"}
     sigma_axis = style.axis("noise σ (in units of each feature's standard deviation)")
     return {
         "accuracy": FigureSpec(
-            accuracy_traces, grid, initial={"noise_in_training": 0}, labels=labels, fmt="{:g}",
+            partial(accuracy_traces, settings=settings), grid,
+            initial={"noise_in_training": 0}, labels=labels, fmt="{:g}",
             layout=dict(title="Test accuracy against feature noise", xaxis=sigma_axis,
                         yaxis=style.axis("test accuracy (%)"), legend=dict(orientation="h", y=1.02, yanchor="bottom")),
             caption="Dense Lasso probe and MoE probe test accuracy in percent against the noise level sigma; "
                     "sliders choose the number of experts and whether the noise is also in training."),
         "difference": FigureSpec(
-            difference_traces, grid, initial={"noise_in_training": 0}, labels=labels, fmt="{:g}",
+            partial(difference_traces, settings=settings), grid,
+            initial={"noise_in_training": 0}, labels=labels, fmt="{:g}",
             layout=dict(title="Paired differences MoE vs dense (95 % bootstrap intervals)", xaxis=sigma_axis,
                         yaxis=style.axis("difference (percentage points)"),
                         legend=dict(orientation="h", y=1.02, yanchor="bottom")),
@@ -88,7 +91,7 @@ def _figures() -> dict:
     }
 
 
-FIGURES = H.LazyFigures(_figures)
+FIGURES = H.LazyFigures(figures)
 
 
 def setting_findings(settings) -> list[F.Finding]:
@@ -163,10 +166,13 @@ def findings(profile: str = "cpu") -> list[F.Finding]:
             if kind == "drop":
                 rows = [r for r in st["settings"] if r["noise_in_training"] == nit and r["sigma"] > 0
                         and r["dense_drop"] > 0 and math.isfinite(r["drop_reduction"])]
-                best = max(rows, key=lambda r: r["drop_reduction"])
-                value.update(max_reduction=best["drop_reduction"], max_reduction_lo=best["drop_reduction_lo"],
-                             max_reduction_hi=best["drop_reduction_hi"], max_e=float(best["n_experts"]),
-                             max_sigma=best["sigma"])
+                best = max(rows, key=lambda r: r["drop_reduction"]) if rows else None
+                value.update(max_reduction=float("nan"), max_reduction_lo=float("nan"),
+                             max_reduction_hi=float("nan"), max_e=float("nan"), max_sigma=float("nan"))
+                if best is not None:
+                    value.update(max_reduction=best["drop_reduction"], max_reduction_lo=best["drop_reduction_lo"],
+                                 max_reduction_hi=best["drop_reduction_hi"], max_e=float(best["n_experts"]),
+                                 max_sigma=best["sigma"])
             out.append(F.finding(
                 f"{CHAPTER}.{kind}_{SLUG[nit]}",
                 statement=f"{CONDITION[nit]}: over all {len(sel)} (E, σ) settings, the MoE probe's {what} than the "

@@ -6,7 +6,7 @@ validation windows per seed); intervals: 95 % bootstrap resampling seeds and val
 """
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
@@ -74,22 +74,24 @@ def load_traces(step: float, *, result=None):
                    name=f"layer {ell}", marker_color=colors[ell % len(colors)]) for ell in range(load.shape[0])]
 
 
-def _figures() -> dict:
-    result = stored()
+def figures(profile: str = "cpu") -> dict:
+    """The chapter's figure specs, built from the stored results of ``profile``."""
+    result = stored(profile)
     steps = result["runs"]["moe"][0]["steps"]
     pick = steps if len(steps) <= 12 else [steps[i] for i in np.linspace(0, len(steps) - 1, 12).astype(int)]
     E, k = result["configs"]["moe"]["n_routed"], result["configs"]["moe"]["top_k"]
     tokens = style.axis("training tokens")
     return {
         "curves": FigureSpec(
-            curve_traces, {"split": [0, 1]}, labels={"split": "curve (0 = validation, 1 = training)"}, fmt="{:.0f}",
+            partial(curve_traces, result=result), {"split": [0, 1]},
+            labels={"split": "curve (0 = validation, 1 = training)"}, fmt="{:.0f}",
             layout=dict(title="Loss against training tokens", xaxis=tokens,
                         yaxis=style.axis("cross-entropy (nats per byte-level token)"),
                         legend=dict(orientation="h", y=1.02, yanchor="bottom")),
             caption="Validation or training cross-entropy against training tokens for the MoE and the two dense "
                     "models; lines are means over seeds, bars span the seeds."),
         "gap": FigureSpec(
-            gap_traces, {"reference": [0, 1]},
+            partial(gap_traces, result=result), {"reference": [0, 1]},
             labels={"reference": "reference (0 = same active, 1 = same total parameters)"}, fmt="{:.0f}",
             layout=dict(title="Validation loss relative to a dense model (below 0: better)", xaxis=tokens,
                         yaxis=style.axis("loss difference (nats per token)"),
@@ -97,7 +99,8 @@ def _figures() -> dict:
             caption="Validation loss of each model minus that of the chosen dense reference, against training "
                     "tokens; means over seeds, bars span the per-seed differences; zero line dotted."),
         "load": FigureSpec(
-            load_traces, {"step": pick}, initial={"step": pick[-1]}, labels={"step": "training step"}, fmt="{:g}",
+            partial(load_traces, result=result), {"step": pick},
+            initial={"step": pick[-1]}, labels={"step": "training step"}, fmt="{:g}",
             layout=dict(title="Share of top-k assignments per routed expert", barmode="group",
                         xaxis=style.axis("routed expert"), yaxis=style.axis("load (fraction)", range=[0, 1.1 / k]),
                         shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1 / E, y1=1 / E,
@@ -107,7 +110,7 @@ def _figures() -> dict:
     }
 
 
-FIGURES = H.LazyFigures(_figures)
+FIGURES = H.LazyFigures(figures)
 
 
 def parameter_table(result=None) -> pd.DataFrame:

@@ -6,7 +6,7 @@ noise seeds and test sentences (paired: the same sentences and noise for dense a
 """
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import pandas as pd
 
@@ -73,12 +73,14 @@ def difference_traces(noise: float, *, summary=None):
     ]
 
 
-def _figures() -> dict:
+def figures(profile: str = "cpu") -> dict:
+    """The chapter's figure specs, built from the stored results of ``profile``."""
+    summary = stored(profile)["summary"]
     grid = {"noise": [0, 1]}
     labels = {"noise": "noise type (0 = word swaps, 1 = keyboard typos)"}
     return {
         "accuracy": FigureSpec(
-            accuracy_traces, grid, labels=labels, fmt="{:.0f}",
+            partial(accuracy_traces, summary=summary), grid, labels=labels, fmt="{:.0f}",
             layout=dict(title="Accuracy under noise: dense vs MoEfied (Figs. 4 and 11, bottom)",
                         xaxis=style.axis("active experts K (of E = 96)"), yaxis=style.axis("accuracy (%)"),
                         legend=dict(orientation="h", y=1.02, yanchor="bottom")),
@@ -86,7 +88,7 @@ def _figures() -> dict:
                     "model as horizontal lines, MoEfied models as markers with 95 % bootstrap intervals; the "
                     "slider picks word or character noise."),
         "difference": FigureSpec(
-            difference_traces, grid, labels=labels, fmt="{:.0f}",
+            partial(difference_traces, summary=summary), grid, labels=labels, fmt="{:.0f}",
             layout=dict(title="Paired differences to the dense model (Figs. 5 and 11, top)",
                         xaxis=style.axis("active experts K (of E = 96)"),
                         yaxis=style.axis("difference (percentage points)"),
@@ -97,7 +99,7 @@ def _figures() -> dict:
     }
 
 
-FIGURES = H.LazyFigures(_figures)
+FIGURES = H.LazyFigures(figures)
 
 
 def setting_findings(summary) -> list[F.Finding]:
