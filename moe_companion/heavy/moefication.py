@@ -57,6 +57,7 @@ __all__ = [
     "example_texts",
     "load_result",
     "load_tiny_t5",
+    "pooled_difference",
     "run_experiment",
     "summarize",
     "swap_count_distribution",
@@ -603,6 +604,36 @@ def summarize(result: Mapping[str, Any], *, n_boot: int = 2000, seed: int = 0):
                 row.update({name: m, f"{name}_lo": lo, f"{name}_hi": hi})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def pooled_difference(result: Mapping[str, Any], noise: str, what: str, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """One pre-specified aggregate over all sparse K: the mean over K of ``d_noisy`` or ``d_gap``.
+
+    ``what`` is ``"noisy"`` (MoEfied - dense noisy accuracy) or ``"drop"`` (MoEfied drop - dense
+    drop).  The interval comes from one crossed bootstrap over seeds and sentences shared by every K
+    (so the settings' dependence is respected).  Returns ``{"d", "lo", "hi", "n_k"}`` (fractions).
+    """
+    from .stats import crossed_bootstrap
+
+    v.check_choice(what, "what", ("noisy", "drop"))
+    p = result["params"]
+    v.check_choice(noise, "noise", tuple(p["noise_types"]))
+    e = p["n_experts"]
+    ks = [k for k in p["ks"] if k != e]
+    corr = _correct(result)
+    stack = lambda k: np.stack([corr[(noise, s, k)] for s in p["seeds"]])  # noqa: E731
+    arrs = [corr[("clean", None, e)], stack(e)]
+    for k in ks:
+        arrs += [corr[("clean", None, k)], stack(k)]
+
+    def stat(c0, n0, *rest):
+        pairs = list(zip(rest[::2], rest[1::2]))
+        if what == "noisy":
+            return float(np.mean([n - n0 for _, n in pairs]))
+        return float(np.mean([(c - n) - (c0 - n0) for c, n in pairs]))
+
+    d, lo, hi = crossed_bootstrap(arrs, stat, n_boot=n_boot, seed=seed)
+    return {"d": d, "lo": lo, "hi": hi, "n_k": len(ks)}
 
 
 def swap_count_distribution(result: Mapping[str, Any]) -> dict:

@@ -56,6 +56,7 @@ __all__ = [
     "load_encoder",
     "load_rows",
     "load_task",
+    "pooled_difference",
     "probe_unit",
     "route",
     "run_experiment",
@@ -850,3 +851,44 @@ def all_settings(rows: Sequence[Mapping[str, Any]], *, task: str, **kwargs) -> l
             out += [{"noise_in_training": nit, "n_experts": E, **r}
                     for r in summarize(rows, task=task, noise_in_training=nit, n_experts=E, **kwargs)]
     return out
+
+
+def pooled_difference(rows: Sequence[Mapping[str, Any]], *, task: str, noise_in_training: bool, what: str,
+                      n_boot: int = 2000, seed: int = 0) -> dict:
+    """One pre-specified aggregate over every (E, sigma > 0) setting of a noise condition.
+
+    ``what="drop"``: the mean over settings of (dense drop - MoE drop); ``what="acc"``: of (MoE -
+    dense noisy accuracy).  One crossed bootstrap over seeds and test examples shared by all
+    settings gives the interval.  Returns ``{"d", "lo", "hi", "n_settings"}`` (fractions).
+    """
+    from .stats import crossed_bootstrap
+
+    v.check_choice(what, "what", ("drop", "acc"))
+    sel = [r for r in rows if r["task"] == task and r["noise_in_training"] == noise_in_training]
+    seeds = sorted({r["seed"] for r in sel})
+    sigmas = sorted({r["sigma"] for r in sel if r["sigma"] > 0})
+    experts = sorted({r["n_experts"] for r in sel if r["probe"] == "moe"})
+    if not sigmas or not experts:
+        raise ValueError(f"no noisy MoE rows for task={task!r}, noise_in_training={noise_in_training}")
+    get = lambda probe, E, s: _correct_matrix(sel, task, noise_in_training, probe, E, s, seeds)  # noqa: E731
+    arrs, index = [get("dense", None, 0.0)], {}
+    for s in sigmas:
+        index[("dense", s)] = len(arrs)
+        arrs.append(get("dense", None, s))
+    for E in experts:
+        index[(E, 0.0)] = len(arrs)
+        arrs.append(get("moe", E, 0.0))
+        for s in sigmas:
+            index[(E, s)] = len(arrs)
+            arrs.append(get("moe", E, s))
+
+    def stat(*m):
+        vals = []
+        for E in experts:
+            for s in sigmas:
+                dn, mc, mn = m[index[("dense", s)]], m[index[(E, 0.0)]], m[index[(E, s)]]
+                vals.append((m[0] - dn) - (mc - mn) if what == "drop" else mn - dn)
+        return float(np.mean(vals))
+
+    d, lo, hi = crossed_bootstrap(arrs, stat, n_boot=n_boot, seed=seed)
+    return {"d": d, "lo": lo, "hi": hi, "n_settings": len(experts) * len(sigmas)}
