@@ -178,8 +178,7 @@ def findings(profile: str = "cpu") -> list[F.Finding]:
                     "RandomWordAug)",
         value={"share_1_or_2": dist["share_1"] + dist["share_2"], "share_0": dist["share_0"],
                "share_1": dist["share_1"], "share_2": dist["share_2"], "share_more": dist["share_more"],
-               "n": dist["n"]},
-        n_seeds=n_seeds,
+               "n": dist["n"], "seeds": float(n_seeds)},
         rule=F.exact(">=", 1.0, what=f"share of the {dist['n']} noisy sentences (test sentences × seeds) that "
                      "differ from the clean one by 1 or 2 adjacent swaps", key="share_1_or_2"))]
     sets = {f.id: f for f in setting_findings(summary)}
