@@ -79,7 +79,8 @@ def figures(profile: str = "cpu") -> dict:
             partial(accuracy_traces, settings=settings), grid,
             initial={"noise_in_training": 0}, labels=labels, fmt="{:g}",
             layout=dict(title="Test accuracy against feature noise", xaxis=sigma_axis,
-                        yaxis=style.axis("test accuracy (%)"), legend=dict(orientation="h", y=1.02, yanchor="bottom")),
+                        yaxis=style.axis("test accuracy (%)"), margin=dict(t=140),
+                        legend=dict(orientation="h", y=1.02, yanchor="bottom")),
             caption="Dense Lasso probe and MoE probe test accuracy in percent against the noise level sigma; "
                     "sliders choose the number of experts and whether the noise is also in training."),
         "difference": FigureSpec(
@@ -87,7 +88,7 @@ def figures(profile: str = "cpu") -> dict:
             initial={"noise_in_training": 0}, labels=labels, fmt="{:g}",
             layout=dict(title="Paired differences MoE vs dense (95 % bootstrap intervals)", xaxis=sigma_axis,
                         yaxis=style.axis("difference (percentage points)"),
-                        legend=dict(orientation="h", y=1.02, yanchor="bottom")),
+                        legend=dict(orientation="h", y=1.02, yanchor="bottom"), margin=dict(t=140)),
             caption="MoE minus dense accuracy and dense minus MoE accuracy drop, in percentage points, against "
                     "sigma, with 95 % intervals from a bootstrap over seeds and test examples; zero line dotted."),
     }

@@ -87,7 +87,7 @@ def figures(profile: str = "cpu") -> dict:
             labels={"split": "curve (0 = validation, 1 = training)"}, fmt="{:.0f}",
             layout=dict(title="Loss against training tokens", xaxis=tokens,
                         yaxis=style.axis("cross-entropy (nats per byte-level token)"),
-                        legend=dict(orientation="h", y=1.02, yanchor="bottom")),
+                        legend=dict(orientation="h", y=1.02, yanchor="bottom"), margin=dict(t=140)),
             caption="Validation or training cross-entropy against training tokens for the MoE and the two dense "
                     "models; lines are means over seeds, bars span the seeds."),
         "gap": FigureSpec(
@@ -95,7 +95,7 @@ def figures(profile: str = "cpu") -> dict:
             labels={"reference": "reference (0 = same active, 1 = same total parameters)"}, fmt="{:.0f}",
             layout=dict(title="Validation loss relative to a dense model (below 0: better)", xaxis=tokens,
                         yaxis=style.axis("loss difference (nats per token)"),
-                        legend=dict(orientation="h", y=1.02, yanchor="bottom")),
+                        legend=dict(orientation="h", y=1.02, yanchor="bottom"), margin=dict(t=140)),
             caption="Validation loss of each model minus that of the chosen dense reference, against training "
                     "tokens; means over seeds, bars span the per-seed differences; zero line dotted."),
         "load": FigureSpec(

@@ -83,7 +83,7 @@ def figures(profile: str = "cpu") -> dict:
             partial(accuracy_traces, summary=summary), grid, labels=labels, fmt="{:.0f}",
             layout=dict(title="Accuracy under noise: dense vs MoEfied (Figs. 4 and 11, bottom)",
                         xaxis=style.axis("active experts K (of E = 96)"), yaxis=style.axis("accuracy (%)"),
-                        legend=dict(orientation="h", y=1.02, yanchor="bottom")),
+                        legend=dict(orientation="h", y=1.02, yanchor="bottom"), margin=dict(t=140)),
             caption="Clean and noisy test accuracy in percent against the number of active experts K; dense "
                     "model as horizontal lines, MoEfied models as markers with 95 % bootstrap intervals; the "
                     "slider picks word or character noise."),
@@ -92,7 +92,7 @@ def figures(profile: str = "cpu") -> dict:
             layout=dict(title="Paired differences to the dense model (Figs. 5 and 11, top)",
                         xaxis=style.axis("active experts K (of E = 96)"),
                         yaxis=style.axis("difference (percentage points)"),
-                        legend=dict(orientation="h", y=1.02, yanchor="bottom")),
+                        legend=dict(orientation="h", y=1.02, yanchor="bottom"), margin=dict(t=140)),
             caption="MoEfied minus dense noisy accuracy and MoEfied minus dense accuracy drop, in percentage "
                     "points, against K, with 95 % intervals from a bootstrap over noise seeds and test "
                     "sentences; zero line dotted."),
