@@ -12,8 +12,26 @@ from .. import style
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: ``(chapter, profile) -> path`` set by :func:`use_results` (a notebook run with its own store).
+_OVERRIDES: dict = {}
+
+
+def use_results(chapter: str, profile: str, path) -> Path:
+    """Make :func:`results_path` of ``(chapter, profile)`` return ``path`` (the store a notebook ran with).
+
+    A relative ``path`` is taken from the current directory (a page runs in ``book/``).  Call it
+    before the chapter's first ``stored()`` (its results are cached per profile).
+    """
+    out = Path(path).resolve()
+    _OVERRIDES[(chapter, profile)] = out
+    return out
+
+
 def results_path(chapter: str, profile: str = "cpu") -> Path:
-    """``book/generated/results/<chapter>-<profile>.jsonl`` (the stored units of a heavy chapter)."""
+    """``book/generated/results/<chapter>-<profile>.jsonl`` (the stored units of a heavy chapter),
+    unless :func:`use_results` named another store."""
+    if (chapter, profile) in _OVERRIDES:
+        return _OVERRIDES[(chapter, profile)]
     return ROOT / "book" / "generated" / "results" / f"{chapter}-{profile}.jsonl"
 
 

@@ -32,6 +32,12 @@ SLUG = {True: "everywhere", False: "test_only"}
 MIN_DROP = 2.0
 
 
+
+def use_results(profile: str, path) -> None:
+    """The page's store (its ``results_path``) is the one :func:`stored` reads for ``profile``."""
+    H.use_results(CHAPTER, profile, path)
+
+
 @cache
 def stored(profile: str = "cpu", results_path: str | None = None) -> dict:
     """``{"rows", "settings", "task"}`` of the stored ``profile`` run (computing nothing)."""

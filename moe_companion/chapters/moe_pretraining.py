@@ -27,6 +27,12 @@ ROLE = {"moe": "sparse", "dense_total": "dense", "dense_active": "accent"}
 LABEL = {"moe": "MoE", "dense_total": "dense, same total parameters", "dense_active": "dense, same active parameters"}
 
 
+
+def use_results(profile: str, path) -> None:
+    """The page's store (its ``results_path``) is the one :func:`stored` reads for ``profile``."""
+    H.use_results(CHAPTER, profile, path)
+
+
 @cache
 def stored(profile: str = "cpu", results_path: str | None = None) -> dict:
     """The stored result of ``profile`` (training nothing)."""

@@ -28,6 +28,12 @@ ACC_RULE = F.difference("positive", what="MoEfied − dense noisy accuracy (pp),
                         "sentences", key="d")
 
 
+
+def use_results(profile: str, path) -> None:
+    """The page's store (its ``results_path``) is the one :func:`stored` reads for ``profile``."""
+    H.use_results(CHAPTER, profile, path)
+
+
 @cache
 def stored(profile: str = "cpu", results_path: str | None = None) -> dict:
     """The stored result of ``profile`` (computing nothing) and its summary: ``{"result", "summary"}``."""
