@@ -16,15 +16,27 @@ ROOT = Path(__file__).resolve().parents[2]
 _OVERRIDES: dict = {}
 
 
-def use_results(chapter: str, profile: str, path) -> Path:
-    """Make :func:`results_path` of ``(chapter, profile)`` return ``path`` (the store a notebook ran with).
+def use_results(chapter: str, profile: str, path, params: Mapping | None = None) -> Path:
+    """Make :func:`results_path` of ``(chapter, profile)`` return ``path`` (the store a notebook ran with)
+    and :func:`params_of` return ``params`` (the notebook's effective parameters), when given.
 
     A relative ``path`` is taken from the current directory (a page runs in ``book/``).  Call it
     before the chapter's first ``stored()`` (its results are cached per profile).
     """
     out = Path(path).resolve()
     _OVERRIDES[(chapter, profile)] = out
+    if params is not None:
+        _PARAMS[(chapter, profile)] = dict(params)
     return out
+
+
+#: ``(chapter, profile) -> params`` set by :func:`use_results`.
+_PARAMS: dict = {}
+
+
+def params_of(chapter: str, profile: str, default: Mapping) -> dict:
+    """The parameters a chapter's stored results were run with: :func:`use_results`' or ``default``."""
+    return dict(_PARAMS.get((chapter, profile), default))
 
 
 def results_path(chapter: str, profile: str = "cpu") -> Path:

@@ -33,15 +33,15 @@ MIN_DROP = 2.0
 
 
 
-def use_results(profile: str, path) -> None:
-    """The page's store (its ``results_path``) is the one :func:`stored` reads for ``profile``."""
-    H.use_results(CHAPTER, profile, path)
+def use_results(profile: str, path, params=None) -> None:
+    """The page's store (its ``results_path``) and parameters are what :func:`stored` reads for ``profile``."""
+    H.use_results(CHAPTER, profile, path, params)
 
 
 @cache
 def stored(profile: str = "cpu", results_path: str | None = None) -> dict:
     """``{"rows", "settings", "task"}`` of the stored ``profile`` run (computing nothing)."""
-    params = probes.PROFILES[profile]
+    params = H.params_of(CHAPTER, profile, probes.PROFILES[profile])
     rows = probes.load_rows(params, results_path or H.results_path(CHAPTER, profile))
     task = params["tasks"][0]
     return {"rows": rows, "settings": probes.all_settings(rows, task=task), "task": task}

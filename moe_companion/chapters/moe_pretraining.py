@@ -28,15 +28,15 @@ LABEL = {"moe": "MoE", "dense_total": "dense, same total parameters", "dense_act
 
 
 
-def use_results(profile: str, path) -> None:
-    """The page's store (its ``results_path``) is the one :func:`stored` reads for ``profile``."""
-    H.use_results(CHAPTER, profile, path)
+def use_results(profile: str, path, params=None) -> None:
+    """The page's store (its ``results_path``) and parameters are what :func:`stored` reads for ``profile``."""
+    H.use_results(CHAPTER, profile, path, params)
 
 
 @cache
 def stored(profile: str = "cpu", results_path: str | None = None) -> dict:
     """The stored result of ``profile`` (training nothing)."""
-    return pretraining.load_result(pretraining.PROFILES[profile], results_path or H.results_path(CHAPTER, profile))
+    return pretraining.load_result(H.params_of(CHAPTER, profile, pretraining.PROFILES[profile]), results_path or H.results_path(CHAPTER, profile))
 
 
 def curve_traces(split: float, *, result=None):

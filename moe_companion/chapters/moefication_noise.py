@@ -29,16 +29,16 @@ ACC_RULE = F.difference("positive", what="MoEfied − dense noisy accuracy (pp),
 
 
 
-def use_results(profile: str, path) -> None:
-    """The page's store (its ``results_path``) is the one :func:`stored` reads for ``profile``."""
-    H.use_results(CHAPTER, profile, path)
+def use_results(profile: str, path, params=None) -> None:
+    """The page's store (its ``results_path``) and parameters are what :func:`stored` reads for ``profile``."""
+    H.use_results(CHAPTER, profile, path, params)
 
 
 @cache
 def stored(profile: str = "cpu", results_path: str | None = None) -> dict:
     """The stored result of ``profile`` (computing nothing) and its summary: ``{"result", "summary"}``."""
     path = results_path or H.results_path(CHAPTER, profile)
-    result = mf.load_result(path, **mf.PROFILES[profile])
+    result = mf.load_result(path, **H.params_of(CHAPTER, profile, mf.PROFILES[profile]))
     return {"result": result, "summary": mf.summarize(result)}
 
 
