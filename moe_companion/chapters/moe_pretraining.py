@@ -36,7 +36,8 @@ def use_results(profile: str, path, params=None) -> None:
 @cache
 def stored(profile: str = "cpu", results_path: str | None = None) -> dict:
     """The stored result of ``profile`` (training nothing)."""
-    return pretraining.load_result(H.params_of(CHAPTER, profile, pretraining.PROFILES[profile]), results_path or H.results_path(CHAPTER, profile))
+    params = H.params_of(CHAPTER, profile, pretraining.PROFILES[profile])
+    return pretraining.load_result(params, results_path or H.results_path(CHAPTER, profile))
 
 
 def curve_traces(split: float, *, result=None):
