@@ -207,8 +207,18 @@ def test_smoke_experiment_and_resume_after_kill(tmp_path):
     assert len(summary) == 2 * 3
     dense = summary[summary["dense"]]
     assert np.allclose(dense["d_noisy"], 0) and np.allclose(dense["d_gap"], 0)
-    assert len(mf.claim_table(summary)) == 4
-    mf.accuracy_figure(summary), mf.gap_figure(summary), mf.noise_slider(summary)
+    # the stored result reads back without computing, and the per-K difference matches a direct count
+    back = mf.load_result(full, **params)
+    assert back["units"] == res["units"] and back["swap_counts"] == res["swap_counts"]
+    corr = {(u["noise"], u["seed"], u["k"]): np.array([int(c) for c in u["correct"]]) for u in res["units"]}
+    row = summary[(summary["noise"] == "char") & (summary["k"] == 2)].iloc[0]
+    direct = np.mean([corr[("char", s, 2)].mean() - corr[("char", s, 8)].mean() for s in (0, 1)])
+    assert row["d_noisy"] == pytest.approx(direct)
+    assert row["d_noisy_lo"] <= row["d_noisy"] <= row["d_noisy_hi"]
+    with pytest.raises(LookupError, match="seed 2"):
+        mf.load_result(full, **{**params, "seeds": [0, 1, 2]})
+    with pytest.raises(LookupError, match="no unit"):
+        mf.load_result(full, **{**params, "ks": [2, 4]})
 
     # a run killed mid-way: the first records survive, the last one is cut in the middle
     lines = full.read_text().splitlines(keepends=True)

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from moe_companion.heavy.noise import add_noise, normalize_space
+from moe_companion.heavy.noise import add_noise, normalize_space, swap_distance, word_count_distribution
 
 SENTS = [
     "the movie was surprisingly good and the actors were great",
@@ -51,8 +51,29 @@ def test_global_random_state_untouched():
     assert random.random() == expected
 
 
-def test_word_noise_one_or_two_adjacent_swaps():
+def test_paper_protocol_is_plain_nlpaug_two_swaps_on_long_sentences():
+    """The paper's call: nlpaug's count is ceil(0.3 n) clipped to [1, 2] -- two swaps from 4 words on;
+    the effective count (checked by brute force) is 0, 1 or 2, and the explicit protocol is not used."""
     noisy, counts = add_noise(SENTS, "word", seed=0, return_counts=True)
+    for clean, out, n in zip(SENTS, noisy, counts):
+        a, b = normalize_space(clean).lower().split(), out.lower().split()
+        assert sorted(a) == sorted(b)
+        assert n in (0, 1, 2) and _reachable_by_swaps(a, b, n)
+        assert n == 0 or a != b
+    dist = word_count_distribution(SENTS, [0, 1, 2, 3])
+    assert dist["n"] == 4 * len(SENTS) and sum(dist["counts"].values()) == dist["n"]
+    assert dist["shares"].get(2, 0) > 0.7 and set(dist["counts"]) <= {0, 1, 2}
+    # the effective count of a cancelled pair of swaps is 0, of one swap 1
+    assert swap_distance("a b c d", "a b c d") == 0 and swap_distance("a b c d", "b a c d") == 1
+    assert swap_distance("a b c d", "b a d c") == 2 and swap_distance("a a b", "a b a") == 1
+    with pytest.raises(ValueError, match="rearrangement"):
+        swap_distance("a b", "a c")
+    with pytest.raises(ValueError, match="word_protocol"):
+        add_noise(SENTS, "word", 0, word_protocol="random")
+
+
+def test_explicit_protocol_one_or_two_adjacent_swaps():
+    noisy, counts = add_noise(SENTS, "word", seed=0, return_counts=True, word_protocol="explicit")
     seen = set()
     for clean, out, n in zip(SENTS, noisy, counts):
         a = normalize_space(clean).lower().split()

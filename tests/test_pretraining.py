@@ -254,14 +254,27 @@ def test_run_experiment_resumes_identically_and_figures_build(tmp_path):
                 r["seconds"] = 0.0
     assert resumed == full
     assert [r["variant"] for r in rows] == list(pt.VARIANTS)
-    assert len(pt.curve_traces(full, x_axis="tokens")) == 3
-    assert len(pt.load_traces(full, 0)) == p["n_layers"]
-    gap = pt.gap_figure(full, reference="dense_active")
-    assert len(gap.data) == 2
-    moe = np.array(full["runs"]["moe"][0]["val_loss"]) - np.array(full["runs"]["dense_active"][0]["val_loss"])
-    np.testing.assert_allclose(gap.data[0].y, np.round(moe, 4))
-    with pytest.raises(ValueError, match="reference"):
-        pt.gap_figure(full, reference="wide")
+    # per-window losses average to the recorded validation loss; compare() is their paired difference
+    for runs in full["runs"].values():
+        assert np.mean(runs[0]["val_loss_windows"]) == pytest.approx(runs[0]["val_loss"][-1], rel=1e-6)
+    cmp = pt.compare(full, "dense_active")
+    direct = full["runs"]["dense_active"][0]["val_loss"][-1] - full["runs"]["moe"][0]["val_loss"][-1]
+    assert cmp["diff"] == pytest.approx(direct, rel=1e-5) and cmp["lo"] <= cmp["diff"] <= cmp["hi"]
+    with pytest.raises(ValueError, match="variant"):
+        pt.compare(full, "wide")
+    back = pt.load_result(p, tmp_path / "a.jsonl")
+    assert back["runs"]["moe"][0]["val_loss"] == full["runs"]["moe"][0]["val_loss"]
+
+
+def test_active_share_recount_against_built_models():
+    """(top_k + shared) / (routed + shared), checked against the parameters a built MoE actually uses."""
+    for routed, shared, k in ((4, 1, 2), (4, 1, 1), (5, 0, 2), (8, 2, 3)):
+        c = pt.LMConfig(n_routed=routed, n_shared=shared, top_k=k)
+        counts = pt.count_parameters(c)
+        assert pt.active_ffn_share(routed, shared, k) == pytest.approx(counts["ffn_active"] / counts["ffn_total"])
+    assert pt.active_ffn_share(4, 1, 2) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="top_k"):
+        pt.active_ffn_share(4, 1, 5)
 
 
 @pytest.mark.heavy

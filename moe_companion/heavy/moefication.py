@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -46,7 +45,7 @@ import numpy as np
 
 from .. import _validate as v
 from .clustering import balanced_kmeans  # the one balanced k-means (re-exported here)
-from .noise import NOISE_TYPES, add_noise
+from .noise import NOISE_TYPES, WORD_PROTOCOLS, add_noise
 
 __all__ = [
     "EXPERIMENT",
@@ -54,19 +53,17 @@ __all__ = [
     "PROFILES",
     "SentenceEmbeddingClassifier",
     "T5PromptClassifier",
-    "accuracy_figure",
     "balanced_kmeans",
     "check_params",
-    "claim_table",
     "cluster_model",
     "example_texts",
-    "gap_figure",
+    "load_result",
     "load_tiny_t5",
-    "noise_slider",
+    "pooled_difference",
     "run_experiment",
     "summarize",
+    "swap_count_distribution",
     "test_texts",
-    "verdict_text",
 ]
 
 
@@ -89,17 +86,17 @@ ROUTER_NAMES = ("ground_truth", "mlp")
 
 PROFILES = {
     "cpu": {"model": "minilm", "dataset": "tweets", "n_train": 1000, "n_test": 400, "n_experts": 96,
-            "ks": [20, 40, 60, 80], "noise_types": ["word", "char"], "seeds": [0, 1, 2],
+            "ks": [20, 40, 60, 80], "noise_types": ["word", "char"], "seeds": [0, 1, 2, 3, 4],
             "router": "ground_truth", "max_length": 64, "batch_size": 100, "kmeans_iters": 12,
-            "cluster_seed": 0},
+            "cluster_seed": 0, "word_protocol": "nlpaug"},
     "paper": {"model": "t5-base", "dataset": "sst2", "n_train": 0, "n_test": 872, "n_experts": 96,
               "ks": [20, 40, 60, 80], "noise_types": ["word", "char"], "seeds": [0, 1, 2, 3, 4],
               "router": "ground_truth", "max_length": 128, "batch_size": 64, "kmeans_iters": 20,
-              "cluster_seed": 0},
+              "cluster_seed": 0, "word_protocol": "nlpaug"},
     "smoke": {"model": "tiny-t5", "dataset": "tweets", "n_train": 200, "n_test": 24, "n_experts": 8,
               "ks": [2, 4, 6], "noise_types": ["word", "char"], "seeds": [0, 1],
               "router": "ground_truth", "max_length": 48, "batch_size": 16, "kmeans_iters": 5,
-              "cluster_seed": 0},
+              "cluster_seed": 0, "word_protocol": "nlpaug"},
 }
 
 
@@ -151,6 +148,7 @@ def check_params(params: Mapping[str, Any]) -> dict:
     p["batch_size"] = v.check_int(p["batch_size"], "batch_size", lower=1)
     p["kmeans_iters"] = v.check_int(p["kmeans_iters"], "kmeans_iters", lower=1)
     p["cluster_seed"] = v.check_seed(p["cluster_seed"], "cluster_seed")
+    p["word_protocol"] = v.check_choice(p["word_protocol"], "word_protocol", WORD_PROTOCOLS)
     return p
 
 
@@ -400,9 +398,23 @@ def _conditions(p: dict) -> list[tuple]:
     return [("clean", None)] + [(nz, s) for nz in p["noise_types"] for s in p["seeds"]]
 
 
+def _unit_key(p: Mapping[str, Any], cfg: str, noise: str, seed, k) -> dict:
+    """Store key of one unit; word-noise units also name the word-noise protocol."""
+    key = {"cfg": cfg, "noise": noise, "seed": seed, "k": k}
+    if noise == "word":
+        key["protocol"] = p["word_protocol"]
+    return key
+
+
 def _units(p: dict, ctx) -> list[dict]:
+    """Per condition: (word noise only) the measured swap counts of that seed, then one unit per K."""
     cfg = _cfg_hash(p)
-    return [{"cfg": cfg, "noise": nz, "seed": s, "k": k} for nz, s in _conditions(p) for k in _ks(p)]
+    out = []
+    for nz, s in _conditions(p):
+        if nz == "word":  # the measured number of effective swaps per sentence (App. B.2's "1-2 swaps")
+            out.append({**_unit_key(p, cfg, "word", s, None), "unit": "swap_counts"})
+        out += [_unit_key(p, cfg, nz, s, k) for k in _ks(p)]
+    return out
 
 
 def _prepare(p: dict, ctx) -> None:
@@ -410,19 +422,33 @@ def _prepare(p: dict, ctx) -> None:
     ctx.get("setup", lambda: _setup(p, ctx.store, ctx.progress))
 
 
+def _noisy(p: dict, nz: str, s, texts: list, ctx):
+    """``(noisy texts, swap counts or None)`` of one condition, computed once per context."""
+    def make():
+        if nz == "clean":
+            return texts, None
+        if nz == "word":
+            return add_noise(texts, "word", s, word_protocol=p["word_protocol"], return_counts=True)
+        return add_noise(texts, nz, s, word_protocol=p["word_protocol"]), None
+
+    return ctx.get(("noisy", nz, s), make)
+
+
 def _run_unit(p: dict, key: dict, ctx) -> dict:
     from . import _moe_layers as ml
 
     clf, texts, y = ctx.get("setup", lambda: _setup(p, ctx.store, ctx.progress))
     nz, s = key["noise"], key["seed"]
-    noisy = ctx.get(("noisy", nz, s), lambda: texts if nz == "clean" else add_noise(texts, nz, s))
+    noisy, counts = _noisy(p, nz, s, texts, ctx)
+    if key.get("unit") == "swap_counts":
+        return {"counts": [int(c) for c in counts]}
     ml.set_k(clf.model, key["k"])
     correct = (clf.predict(noisy) == y).astype(int)
     return {"acc": float(correct.mean()), "correct": "".join(map(str, correct))}
 
 
 def _test_labels(p: dict, ctx) -> np.ndarray:
-    if "setup" in ctx.state:
+    if ctx is not None and "setup" in ctx.state:
         return ctx.state["setup"][2]
     from .data import load_sentiment_tweets
 
@@ -430,12 +456,24 @@ def _test_labels(p: dict, ctx) -> np.ndarray:
             else _load_sst2_validation(p["n_test"])[1])
 
 
-def _assemble(p: dict, pairs, ctx) -> dict:
-    units = [{"noise": k["noise"], "seed": k["seed"], "k": k["k"], **val} for k, val in pairs]
-    return {"params": p, "cfg": _cfg_hash(p), "labels": np.asarray(_test_labels(p, ctx)).tolist(), "units": units}
+_FROM_DATA = object()
+
+
+def _assemble(p: dict, pairs, ctx, labels=_FROM_DATA) -> dict:
+    units, swap_counts = [], {}
+    for k, val in pairs:
+        if k.get("unit") == "swap_counts":
+            swap_counts[k["seed"]] = val["counts"]
+        else:
+            units.append({"noise": k["noise"], "seed": k["seed"], "k": k["k"], **val})
+    if labels is _FROM_DATA:
+        labels = np.asarray(_test_labels(p, ctx)).tolist()
+    return {"params": p, "cfg": _cfg_hash(p), "labels": labels, "units": units, "swap_counts": swap_counts}
 
 
 def _describe(key: dict, val: dict) -> str:
+    if key.get("unit") == "swap_counts":
+        return f"mean swaps {np.mean(val['counts']):.2f}"
     return f"accuracy {val['acc']:.3f}"
 
 
@@ -478,118 +516,120 @@ def _experiment():
 EXPERIMENT = _experiment()
 
 
+def load_result(results_path: str | os.PathLike, **params) -> dict:
+    """The stored result of :func:`run_experiment` for ``params``, read without computing anything.
+
+    The same declared units as :func:`run_experiment` (``EXPERIMENT.units``), read from the store;
+    ``labels`` is ``None`` (no data set is loaded) and ``n_test`` is the stored number of sentences.
+
+    Raises
+    ------
+    LookupError
+        Naming the first missing unit and the command that computes it.
+    """
+    from .store import ResultStore
+
+    p = check_params(params)
+    store = ResultStore(results_path)
+    pairs = []
+    for key in _units(p, None):
+        val = store.get(key)
+        if val is None:
+            what = (f"swap counts for seed {key['seed']}" if key.get("unit") == "swap_counts"
+                    else f"unit noise={key['noise']}, seed={key['seed']}, K={key['k']}")
+            raise LookupError(f"{results_path} has no {what} for these parameters; "
+                              "run `python -m moe_companion heavy run moefication_noise`")
+        pairs.append((key, val))
+    out = _assemble(p, pairs, None, labels=None)
+    out["n_test"] = len(out["units"][0]["correct"]) if out["units"] else None
+    return out
+
+
 # ------------------------------------------------------------------------------ analysis
-def _t_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    from scipy import stats
-
-    x = np.asarray(x, dtype=float)
-    m = float(x.mean())
-    if x.size < 2:
-        return m, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return m, m - half, m + half
+def _correct(result: Mapping[str, Any]) -> dict:
+    return {(u["noise"], u["seed"], u["k"]): np.frombuffer(u["correct"].encode(), dtype=np.uint8) - 48
+            for u in result["units"]}
 
 
-def _boot_ci(diff: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap over sentences of the mean of ``diff`` (n,)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, diff.size, size=(n_boot, diff.size))
-    means = diff[idx].mean(1)
-    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+def summarize(result: Mapping[str, Any], *, n_boot: int = 2000, seed: int = 0):
+    """Accuracies, drops and paired differences to dense per noise type and K (a pandas DataFrame).
 
-
-def summarize(result: Mapping[str, Any]):
-    """Accuracies, gaps and differences to dense per noise type and K (a pandas DataFrame).
-
-    Columns: ``noise, k, dense`` (bool), ``clean`` (accuracy), ``noisy, noisy_lo, noisy_hi`` (mean
-    over seeds and 95 % t-interval), ``gap, gap_lo, gap_hi`` (clean - noisy), ``d_noisy,
-    d_noisy_lo, d_noisy_hi`` (noisy accuracy minus the dense model's, paired by seed),
-    ``d_gap, d_gap_lo, d_gap_hi`` (gap minus the dense gap) and ``d_noisy_boot_lo/hi`` (95 %
-    bootstrap interval of ``d_noisy`` over test sentences: it also covers the test-set sampling
-    error, which the seed interval ignores).  All in accuracy units (fractions).
+    Columns: ``noise, k, dense`` (bool), ``clean`` (accuracy), ``noisy`` (mean over noise seeds),
+    ``gap`` (clean - noisy: the drop), ``d_noisy`` (noisy accuracy minus the dense model's) and
+    ``d_gap`` (drop minus the dense drop), each with ``_lo``/``_hi``: the 95 % interval of a
+    bootstrap that resamples noise seeds and test sentences independently (crossed, paired: the
+    same sentences and the same noise for both models; :func:`moe_companion.heavy.stats.crossed_bootstrap`).
+    All in accuracy units (fractions).  ``n_seeds``, ``n_test`` give the sample sizes.
     """
     import pandas as pd
+
+    from .stats import crossed_bootstrap
 
     p = result["params"]
     e = p["n_experts"]
     ks = [e] + [k for k in p["ks"] if k != e]
-    corr = {}
-    for u in result["units"]:
-        corr[(u["noise"], u["seed"], u["k"])] = np.frombuffer(u["correct"].encode(), dtype=np.uint8) - 48
+    corr = _correct(result)
+    seeds = p["seeds"]
     rows = []
     for nz in p["noise_types"]:
-        seeds = p["seeds"]
-        dense_noisy = np.array([corr[(nz, s, e)].mean() for s in seeds])
-        dense_clean = corr[("clean", None, e)].mean()
+        dn = np.stack([corr[(nz, s, e)] for s in seeds])
+        dc = corr[("clean", None, e)]
         for k in ks:
-            clean = corr[("clean", None, k)].mean()
-            noisy = np.array([corr[(nz, s, k)].mean() for s in seeds])
-            gap = clean - noisy
-            d_noisy = noisy - dense_noisy
-            d_gap = gap - (dense_clean - dense_noisy)
-            per_sentence = np.mean([corr[(nz, s, k)].astype(float) - corr[(nz, s, e)] for s in seeds], axis=0)
-            b_lo, b_hi = _boot_ci(per_sentence, seed=k)
-            row = {"noise": nz, "k": k, "dense": k == e, "clean": float(clean)}
-            for name, arr in (("noisy", noisy), ("gap", gap), ("d_noisy", d_noisy), ("d_gap", d_gap)):
-                m, lo, hi = _t_ci(arr)
+            sn = np.stack([corr[(nz, s, k)] for s in seeds])
+            sc = corr[("clean", None, k)]
+            row = {"noise": nz, "k": k, "dense": k == e, "clean": float(sc.mean()), "n_seeds": len(seeds),
+                   "n_test": int(sc.size)}
+            stats = {
+                "noisy": ([sn], lambda a: a),
+                "gap": ([sc, sn], lambda c, a: c - a),
+                "d_noisy": ([sn, dn], lambda a, b: a - b),
+                "d_gap": ([sc, sn, dc, dn], lambda c, a, c0, b: (c - a) - (c0 - b)),
+            }
+            for name, (arrs, fn) in stats.items():
+                m, lo, hi = crossed_bootstrap(arrs, fn, n_boot=n_boot, seed=np.random.default_rng([seed, k, len(rows)]))
                 row.update({name: m, f"{name}_lo": lo, f"{name}_hi": hi})
-            row.update({"d_noisy_boot_lo": b_lo, "d_noisy_boot_hi": b_hi})
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def claim_table(summary):
-    """The paper's claim beside the measurement, one row per (noise, K) of the sparse models.
+def pooled_difference(result: Mapping[str, Any], noise: str, what: str, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """One pre-specified aggregate over all sparse K: the mean over K of ``d_noisy`` or ``d_gap``.
 
-    Paper (Sec. 5, App. B.2): "at intermediate sparsity levels the sparse models drop less under
-    noise than the dense model and outperform it under noise" (40 of 96 experts in Fig. 11).
-    Verdicts: ``yes`` when the 95 % seed interval excludes 0 in the claimed direction, ``no`` when
-    it excludes 0 in the other direction, ``tie`` otherwise.  Numbers are percentage points.
+    ``what`` is ``"noisy"`` (MoEfied - dense noisy accuracy) or ``"drop"`` (MoEfied drop - dense
+    drop).  The interval comes from one crossed bootstrap over seeds and sentences shared by every K
+    (so the settings' dependence is respected).  Returns ``{"d", "lo", "hi", "n_k"}`` (fractions).
     """
-    import pandas as pd
+    from .stats import crossed_bootstrap
 
-    def verdict(m, lo, hi, sign):
-        if np.isnan(lo):
-            return "n/a"
-        lo, hi = sign * lo, sign * hi
-        a, b = min(lo, hi), max(lo, hi)
-        return "yes" if a > 0 else ("no" if b < 0 else "tie")
+    v.check_choice(what, "what", ("noisy", "drop"))
+    p = result["params"]
+    v.check_choice(noise, "noise", tuple(p["noise_types"]))
+    e = p["n_experts"]
+    ks = [k for k in p["ks"] if k != e]
+    corr = _correct(result)
+    stack = lambda k: np.stack([corr[(noise, s, k)] for s in p["seeds"]])  # noqa: E731
+    arrs = [corr[("clean", None, e)], stack(e)]
+    for k in ks:
+        arrs += [corr[("clean", None, k)], stack(k)]
 
-    rows = []
-    for _, r in summary[~summary["dense"]].iterrows():
-        rows.append({
-            "noise": r["noise"], "K": int(r["k"]),
-            "clean acc (%)": round(100 * r["clean"], 1),
-            "noisy acc (%)": round(100 * r["noisy"], 1),
-            "drop (pp)": round(100 * r["gap"], 2),
-            "drop − dense drop (pp) [95% CI]": f"{100 * r['d_gap']:+.2f} [{100 * r['d_gap_lo']:+.2f}, {100 * r['d_gap_hi']:+.2f}]",
-            "drops less?": verdict(r["d_gap"], r["d_gap_lo"], r["d_gap_hi"], -1),
-            "noisy − dense noisy (pp) [95% CI]": f"{100 * r['d_noisy']:+.2f} [{100 * r['d_noisy_lo']:+.2f}, {100 * r['d_noisy_hi']:+.2f}]",
-            "beats dense under noise?": verdict(r["d_noisy"], r["d_noisy_lo"], r["d_noisy_hi"], +1),
-            "same, sentence bootstrap": verdict(r["d_noisy"], r["d_noisy_boot_lo"], r["d_noisy_boot_hi"], +1),
-        })
-    return pd.DataFrame(rows)
+    def stat(c0, n0, *rest):
+        pairs = list(zip(rest[::2], rest[1::2]))
+        if what == "noisy":
+            return float(np.mean([n - n0 for _, n in pairs]))
+        return float(np.mean([(c - n) - (c0 - n0) for c, n in pairs]))
+
+    d, lo, hi = crossed_bootstrap(arrs, stat, n_boot=n_boot, seed=seed)
+    return {"d": d, "lo": lo, "hi": hi, "n_k": len(ks)}
 
 
-def verdict_text(summary) -> str:
-    """Plain-text reading of :func:`claim_table`: per noise type, where the paper's two claims hold."""
-    table = claim_table(summary)
-    lines = []
-    for nz in dict.fromkeys(summary["noise"]):
-        dn = summary[(summary["noise"] == nz) & summary["dense"]].iloc[0]
-        t = table[table["noise"] == nz]
-        less = t.loc[t["drops less?"] == "yes", "K"].tolist()
-        more = t.loc[t["drops less?"] == "no", "K"].tolist()
-        beats = t.loc[t["beats dense under noise?"] == "yes", "K"].tolist()
-        worse = t.loc[t["beats dense under noise?"] == "no", "K"].tolist()
-        boot = t.loc[t["same, sentence bootstrap"] == "yes", "K"].tolist()
-        fmt = lambda ks: ", ".join(map(str, ks)) if ks else "none"
-        lines.append(
-            f"{nz} noise: dense {100 * dn['clean']:.1f}% clean -> {100 * dn['noisy']:.1f}% noisy "
-            f"(drop {100 * dn['gap']:.2f} pp). MoEfied K with a significantly smaller drop: {fmt(less)}; "
-            f"larger drop: {fmt(more)}. Significantly higher noisy accuracy than dense (seed interval): "
-            f"{fmt(beats)}; lower: {fmt(worse)}; higher by the sentence bootstrap: {fmt(boot)}.")
-    return "\n".join(lines)
+def swap_count_distribution(result: Mapping[str, Any]) -> dict:
+    """Effective adjacent swaps per sentence of the stored word-noise units: ``{count: share}``, ``n``."""
+    counts = [c for cs in result["swap_counts"].values() for c in cs]
+    if not counts:
+        raise ValueError("the result holds no word-noise swap counts")
+    n = len(counts)
+    return {"n": n, **{f"share_{c}": counts.count(c) / n for c in range(3)},
+            "share_more": sum(c > 2 for c in counts) / n}
 
 
 def test_texts(params: Mapping[str, Any]) -> list:
@@ -613,122 +653,9 @@ def example_texts(params: Mapping[str, Any], n: int = 3) -> list:
     out = []
     for t in test_texts(params):
         words = t.lower().split()
-        if 6 <= len(words) <= 25 and "http" not in t and _PLAIN.match(t) and not any(w.startswith(_AVOID) for w in words):
+        plain = "http" not in t and _PLAIN.match(t)
+        if 6 <= len(words) <= 25 and plain and not any(w.startswith(_AVOID) for w in words):
             out.append(t)
             if len(out) == n:
                 break
     return out
-
-
-_NOISE_LABEL = {"word": "word noise (adjacent swaps)", "char": "character noise (keyboard typos)"}
-
-
-def _band(x, lo, hi, color, name, showlegend):
-    import plotly.graph_objects as go
-
-    return go.Scatter(x=list(x) + list(x)[::-1], y=list(hi) + list(lo)[::-1], fill="toself", mode="lines",
-                      fillcolor=color, line={"width": 0}, hoverinfo="skip", name=name,
-                      legendgroup=name, showlegend=showlegend)
-
-
-def _panel_traces(summary, nz: str, what: str, showlegend: bool):
-    import plotly.graph_objects as go
-
-    s = summary[summary["noise"] == nz]
-    sp, dn = s[~s["dense"]], s[s["dense"]].iloc[0]
-    x = sp["k"].tolist()
-    xs = [min(x) - 5, max(x) + 5]
-    r = lambda a: [round(100 * float(t), 2) for t in a]
-    tr = []
-    if what == "acc":
-        tr.append(_band(xs, r([dn["noisy_lo"]] * 2), r([dn["noisy_hi"]] * 2), "rgba(31,119,180,0.18)",
-                        "dense, noisy (95% CI)", showlegend))
-        tr.append(go.Scatter(x=xs, y=r([dn["noisy"]] * 2), mode="lines", line={"color": "#1f77b4"},
-                             name="dense, noisy", legendgroup="dn", showlegend=showlegend))
-        tr.append(go.Scatter(x=xs, y=r([dn["clean"]] * 2), mode="lines", line={"color": "#1f77b4", "dash": "dash"},
-                             name="dense, clean", legendgroup="dc", showlegend=showlegend))
-        tr.append(go.Scatter(x=x, y=r(sp["clean"]), mode="lines+markers", line={"color": "#d62728", "dash": "dash"},
-                             name="MoEfied, clean", legendgroup="sc", showlegend=showlegend))
-        tr.append(go.Scatter(x=x, y=r(sp["noisy"]), mode="lines+markers", line={"color": "#d62728"},
-                             error_y={"type": "data", "symmetric": False, "array": r(sp["noisy_hi"] - sp["noisy"]),
-                                          "arrayminus": r(sp["noisy"] - sp["noisy_lo"])},
-                             name="MoEfied, noisy (95% CI)", legendgroup="sn", showlegend=showlegend))
-    else:
-        tr.append(_band(xs, r([dn["gap_lo"]] * 2), r([dn["gap_hi"]] * 2), "rgba(31,119,180,0.18)",
-                        "dense gap (95% CI)", showlegend))
-        tr.append(go.Scatter(x=xs, y=r([dn["gap"]] * 2), mode="lines", line={"color": "#1f77b4"},
-                             name="dense gap", legendgroup="dg", showlegend=showlegend))
-        tr.append(go.Scatter(x=x, y=r(sp["gap"]), mode="lines+markers", line={"color": "#d62728"},
-                             error_y={"type": "data", "symmetric": False, "array": r(sp["gap_hi"] - sp["gap"]),
-                                          "arrayminus": r(sp["gap"] - sp["gap_lo"])},
-                             name="MoEfied gap (95% CI)", legendgroup="sg", showlegend=showlegend))
-    return tr
-
-
-def _two_panel(summary, what: str, title: str, ytitle: str):
-    from plotly.subplots import make_subplots
-
-    noises = list(dict.fromkeys(summary["noise"]))
-    fig = make_subplots(rows=1, cols=len(noises), subplot_titles=[_NOISE_LABEL[n] for n in noises],
-                        shared_yaxes=True)
-    for j, nz in enumerate(noises):
-        for t in _panel_traces(summary, nz, what, showlegend=j == 0):
-            fig.add_trace(t, row=1, col=j + 1)
-        fig.update_xaxes(title_text="active experts K (of E)", row=1, col=j + 1)
-    fig.update_yaxes(title_text=ytitle, row=1, col=1)
-    fig.update_layout(title=title, template="plotly_white", height=430,
-                      legend={"orientation": "h", "y": -0.25})
-    return fig
-
-
-def accuracy_figure(summary):
-    """Figure 4 / Fig. 11 (bottom) analogue: clean and noisy accuracy (%) vs K, dense as lines/band."""
-    return _two_panel(summary, "acc", "Accuracy under noise: dense vs MoEfied", "accuracy (%)")
-
-
-def gap_figure(summary):
-    """Figure 5 / Fig. 11 (top) analogue: accuracy drop clean − noisy (pp) vs K, dense as a band."""
-    return _two_panel(summary, "gap", "Accuracy drop caused by the noise", "clean − noisy (pp)")
-
-
-def noise_slider(summary):
-    """Static two-slider figure (noise type x K) of clean/noisy accuracy of dense and MoEfied models."""
-    import plotly.graph_objects as go
-
-    from ..figures import slider_figure
-
-    noises = list(dict.fromkeys(summary["noise"]))
-    ks = sorted(summary.loc[~summary["dense"], "k"].unique().tolist())
-
-    def traces(noise, k):
-        s = summary[summary["noise"] == noises[int(np.rint(noise))]]
-        dn, sp = s[s["dense"]].iloc[0], s[(~s["dense"]) & (s["k"] == int(np.rint(k)))].iloc[0]
-        xs = ["dense", f"MoEfied K={int(np.rint(k))}"]
-        r = lambda t: round(100 * float(t), 2)
-        return [
-            go.Bar(x=xs, y=[r(dn["clean"]), r(sp["clean"])], name="clean", marker_color="#9ecae1"),
-            go.Bar(x=xs, y=[r(dn["noisy"]), r(sp["noisy"])], name="noisy (mean over seeds, 95% CI)",
-                   marker_color="#d62728",
-                   error_y={"type": "data", "symmetric": False,
-                                "array": [r(dn["noisy_hi"] - dn["noisy"]), r(sp["noisy_hi"] - sp["noisy"])],
-                                "arrayminus": [r(dn["noisy"] - dn["noisy_lo"]), r(sp["noisy"] - sp["noisy_lo"])]},
-                   text=[f"drop {r(dn['gap']) + 0.0:.1f} pp".replace("-0.0", "0.0"),
-                         f"drop {r(sp['gap']) + 0.0:.1f} pp".replace("-0.0", "0.0")], textposition="outside"),
-        ]
-
-    lo = float(summary[["clean", "noisy_lo"]].min().min())
-    hi = float(summary[["clean", "noisy_hi"]].max().max())
-    if len(ks) < 2:
-        raise ValueError(f"ks must hold at least 2 sparse K for the slider, got {ks}")
-    two = len(noises) > 1
-    grid = {"noise": list(range(len(noises))), "k": ks} if two else {"k": ks}
-    fig = slider_figure(traces if two else (lambda k: traces(0, k)), grid,
-                        labels={"noise": "noise type", "k": "active experts K"} if two else {"k": "active experts K"},
-                        fmt="{:.0f}",
-                        layout={"barmode": "group", "yaxis": {"title": "accuracy (%)",
-                                    "range": [max(0, 100 * lo - 8), min(100, 100 * hi + 6)]},
-                                    "title": "Clean vs noisy accuracy: pick the noise type and K"})
-    if two:
-        for i, step in enumerate(fig.layout.sliders[0].steps):
-            step.label = noises[i]
-    return fig

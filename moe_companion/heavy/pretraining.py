@@ -38,18 +38,16 @@ __all__ = [
     "PROFILES",
     "VARIANTS",
     "LMConfig",
+    "active_ffn_share",
     "build_model",
     "check_params",
+    "compare",
     "count_parameters",
-    "curve_traces",
     "encode_text",
-    "gap_figure",
     "load_balancing_loss",
     "load_corpus",
-    "load_figure",
     "load_imbalance",
-    "load_traces",
-    "loss_figure",
+    "load_result",
     "matched_dense",
     "moe_config_from",
     "parameter_table",
@@ -57,8 +55,8 @@ __all__ = [
     "summarize",
     "train_lm",
     "variant_configs",
-    "verdict",
 ]
+
 
 #: The three models compared: the MoE, a dense model with the MoE's total parameter count, and a
 #: dense model with the MoE's active (per-token) parameter count.
@@ -70,14 +68,17 @@ PROFILES: dict[str, dict[str, Any]] = {
         corpus="hf:wikitext:wikitext-103-raw-v1", tokenizer="gpt2", max_chars=200_000_000,
         seq_len=512, n_layers=8, hidden=512, n_heads=8, n_routed=4, n_shared=1, expert_d_ff=1408,
         top_k=2, aux_alpha=0.01, lr=5e-4, weight_decay=0.1, batch_size=32, steps=20_000,
-        eval_every=500, eval_batches=50, seeds=[0, 1, 2], variants=["moe", "dense_total", "dense_active"], torch_threads=0,
+        eval_every=500, eval_batches=50, seeds=list(range(10)), variants=["moe", "dense_total", "dense_active"],
+        torch_threads=0,
     ),
-    # A tiny configuration on CPython's own documentation (pydoc_data.topics), a few minutes on CPU.
+    # A tiny configuration on CPython's own documentation (pydoc_data.topics), a few minutes on CPU;
+    # 5 seeds (the paper profile: 10, the paper's summary gives no seed count).
     "cpu": dict(
         corpus="pydoc", tokenizer="bytes", max_chars=1_200_000,
         seq_len=64, n_layers=2, hidden=64, n_heads=4, n_routed=4, n_shared=1, expert_d_ff=64,
-        top_k=2, aux_alpha=0.01, lr=3e-3, weight_decay=0.1, batch_size=16, steps=1600,
-        eval_every=100, eval_batches=8, seeds=[0, 1], variants=["moe", "dense_total", "dense_active"], torch_threads=1,
+        top_k=2, aux_alpha=0.01, lr=3e-3, weight_decay=0.1, batch_size=8, steps=1000,
+        eval_every=100, eval_batches=16, seeds=[0, 1, 2, 3, 4], variants=["moe", "dense_total", "dense_active"],
+        torch_threads=1,
     ),
     # A handful of steps: checks that the chapter executes.
     "smoke": dict(
@@ -388,20 +389,9 @@ def _model_classes() -> dict[str, type]:
 
 # ---------------------------------------------------------------------------------- data
 def _pydoc_text() -> str:
-    try:
-        from .data import load_prose_text  # shared loader (issue-6 helper)
-    except ImportError:
-        load_prose_text = None
-    if load_prose_text is not None:
-        try:
-            text = load_prose_text()
-        except TypeError:
-            text = None
-        if isinstance(text, str) and text:
-            return text
-    from pydoc_data.topics import topics
+    from .data import load_prose_text
 
-    return "\n\n".join(topics[key] for key in sorted(topics))
+    return load_prose_text()
 
 
 def load_corpus(corpus: str, max_chars: int, *, load_dataset: Callable | None = None) -> str:
@@ -524,7 +514,9 @@ def train_lm(
         ``steps``, ``tokens`` (lists at each evaluation), ``train_loss`` (mean cross-entropy in nats per
         token over the steps since the previous evaluation), ``val_loss``, ``aux_loss``, ``load``
         (per evaluation, per MoE layer, fraction of assignments per routed expert, averaged over the
-        steps since the previous evaluation; empty lists for dense models), ``params`` (from
+        steps since the previous evaluation; empty lists for dense models), ``val_loss_windows``
+        (the last evaluation's loss of each of the ``eval_batches * batch_size`` fixed validation
+        windows, the same windows for every model), ``params`` (from
         :func:`count_parameters`), ``seconds`` (wall time) and ``config``.
     """
     import torch
@@ -571,15 +563,19 @@ def train_lm(
     val_starts = np.linspace(0, va.size - T - 1, n_val).astype(np.int64)
     xs_val, ys_val = (t.to(device) for t in _windows(va, val_starts, T))
 
-    def evaluate() -> float:
+    def evaluate() -> np.ndarray:
+        """Mean cross-entropy of every validation window (shape (n_val,)); their mean is the loss."""
         model.eval()
-        total = 0.0
+        out = []
         with torch.no_grad():
             for b in range(eval_batches):
                 sl = slice(b * batch_size, (b + 1) * batch_size)
-                total += float(model(xs_val[sl], ys_val[sl])[1])
+                logits = model(xs_val[sl])[0]
+                ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), ys_val[sl].reshape(-1),
+                                                       reduction="none")
+                out.append(ce.view(logits.shape[0], -1).mean(1).double().cpu().numpy())
         model.train()
-        return total / eval_batches
+        return np.concatenate(out)
 
     out: dict[str, Any] = dict(steps=[], tokens=[], train_loss=[], val_loss=[], aux_loss=[], load=[])
     acc_ce, acc_aux, acc_load, acc_n = 0.0, 0.0, None, 0
@@ -612,8 +608,10 @@ def train_lm(
             out["train_loss"].append(acc_ce / acc_n)
             out["aux_loss"].append(acc_aux / acc_n)
             out["load"].append([] if acc_load is None else (acc_load / acc_n).tolist())
-            out["val_loss"].append(evaluate())
+            windows = evaluate()
+            out["val_loss"].append(float(windows.mean()))
             acc_ce, acc_aux, acc_load, acc_n = 0.0, 0.0, None, 0
+    out["val_loss_windows"] = windows.tolist()  # at the last evaluation: for paired bootstraps
     out["seconds"] = time.perf_counter() - t0
     out["params"] = count_parameters(config)
     out["config"] = config.to_dict()
@@ -680,9 +678,7 @@ def _configs(p: dict, ctx) -> dict:
 
 def _units(p: dict, ctx) -> list[dict]:
     configs = _configs(p, ctx)
-    common = {k: p[k] for k in _COMMON}
-    return [{"experiment": "moe_pretraining", "variant": name, "seed": seed, "config": configs[name].to_dict(),
-             **common} for seed in p["seeds"] for name in p["variants"]]
+    return [_unit_key(p, name, seed, configs[name]) for seed in p["seeds"] for name in p["variants"]]
 
 
 def _run_unit(p: dict, key: dict, ctx) -> dict:
@@ -747,8 +743,41 @@ def _experiment():
 EXPERIMENT = _experiment()
 
 
+def _unit_key(p: Mapping[str, Any], name: str, seed: int, cfg: LMConfig) -> dict:
+    common = {k: p[k] for k in _COMMON}
+    return {"experiment": "moe_pretraining", "variant": name, "seed": seed, "config": cfg.to_dict(), **common}
+
+
+def load_result(params: Mapping[str, Any], results_path, *, vocab_size: int | None = None) -> dict:
+    """The result of :func:`run_experiment` read from the result store, training nothing.
+
+    ``vocab_size`` is needed only for a non-byte tokenizer (256 for ``"bytes"``).  Raises
+    ``LookupError`` naming the first missing unit (or one stored by an older version of this module,
+    without per-window validation losses).
+    """
+    from .store import ResultStore
+
+    p = check_params(params)
+    if vocab_size is None:
+        if p["tokenizer"] != "bytes":
+            raise ValueError(f"vocab_size is needed for tokenizer {p['tokenizer']!r}")
+        vocab_size = 256
+    configs = variant_configs(moe_config_from(p, vocab_size))
+    store = ResultStore(results_path)
+    runs: dict[str, list] = {name: [] for name in p["variants"]}
+    for seed in p["seeds"]:
+        for name in p["variants"]:
+            val = store.get(_unit_key(p, name, seed, configs[name]))
+            if val is None or "val_loss_windows" not in val:
+                raise LookupError(f"{results_path} lacks the unit {name}, seed {seed} for these parameters; run "
+                                  "`python -m moe_companion heavy run moe_pretraining`")
+            runs[name].append(val)
+    return {"configs": {k: c.to_dict() for k, c in configs.items()},
+            "params": {k: count_parameters(c) for k, c in configs.items()}, "runs": runs}
+
+
 def summarize(result: Mapping[str, Any]) -> list[dict]:
-    """One row per variant: parameters, final train/val loss (mean and spread over seeds), time."""
+    """One row per variant: parameters, final train/val loss (mean and s.d. over seeds), time."""
     rows = []
     for name, runs in result["runs"].items():
         val = np.array([r["val_loss"][-1] for r in runs])
@@ -756,56 +785,46 @@ def summarize(result: Mapping[str, Any]) -> list[dict]:
         best = np.array([min(r["val_loss"]) for r in runs])
         pc = result["params"][name]
         rows.append(dict(variant=name, total_params=pc["total"], active_params=pc["active"],
-                         final_train_loss=round(float(trn.mean()), 4),
-                         final_val_loss=round(float(val.mean()), 4),
-                         val_loss_sd=round(float(val.std(ddof=1)) if val.size > 1 else 0.0, 4),
-                         best_val_loss=round(float(best.mean()), 4),
-                         seconds=round(float(np.mean([r["seconds"] for r in runs])), 1),
-                         seeds=len(runs)))
+                         router_params=pc["router"], final_train_loss=float(trn.mean()),
+                         final_val_loss=float(val.mean()),
+                         val_loss_sd=float(val.std(ddof=1)) if val.size > 1 else 0.0,
+                         best_val_loss=float(best.mean()),
+                         seconds=float(np.mean([r["seconds"] for r in runs])), seeds=len(runs)))
     return rows
 
 
-_COLORS = {"moe": "#d62728", "dense_total": "#1f77b4", "dense_active": "#2ca02c"}
+def compare(result: Mapping[str, Any], reference: str, *, other: str = "moe", n_boot: int = 2000,
+            seed: int = 0) -> dict:
+    """Final validation loss of ``reference`` minus that of ``other`` (> 0: ``other`` is better).
 
+    Paired: every variant of one seed saw the same batches and is scored on the same validation
+    windows.  The 95 % interval comes from a bootstrap that resamples seeds and validation windows
+    (:func:`moe_companion.heavy.stats.crossed_bootstrap`).
 
-def curve_traces(result: Mapping[str, Any], *, x_axis: str = "steps", split: str = "val") -> list:
-    """Loss curves (mean over seeds, min/max band as error bars) of every variant.
-
-    ``x_axis`` is ``"steps"`` or ``"tokens"``; ``split`` is ``"val"`` or ``"train"``.
+    Returns
+    -------
+    dict with ``diff``, ``lo``, ``hi`` (nats per token), ``ref_loss``, ``other_loss``, ``n_seeds``,
+    ``n_windows``.
     """
-    import plotly.graph_objects as go
+    from .stats import crossed_bootstrap
 
-    v.check_choice(x_axis, "x_axis", ("steps", "tokens"))
-    v.check_choice(split, "split", ("val", "train"))
-    traces = []
-    for name, runs in result["runs"].items():
-        ys = np.array([r[f"{split}_loss"] for r in runs])
-        mean = ys.mean(0)
-        pc = result["params"][name]
-        traces.append(go.Scatter(
-            x=runs[0][x_axis], y=np.round(mean, 4), mode="lines", name=f"{name} ({pc['active']:,} active / {pc['total']:,})",
-            line=dict(color=_COLORS.get(name)),
-            error_y=dict(type="data", symmetric=False, array=np.round(ys.max(0) - mean, 4),
-                         arrayminus=np.round(mean - ys.min(0), 4), thickness=0.8, width=0)))
-    return traces
-
-
-def load_traces(result: Mapping[str, Any], eval_index: int, *, layer: int | None = None) -> list:
-    """Bar chart of the routing load per expert at evaluation ``eval_index`` (mean over seeds).
-
-    ``layer=None`` shows one bar group per MoE layer.
-    """
-    import plotly.graph_objects as go
-
-    runs = result["runs"]["moe"]
-    load = np.array([r["load"][int(eval_index)] for r in runs]).mean(0)  # (layers, E)
-    layers = range(load.shape[0]) if layer is None else [int(layer)]
-    return [go.Bar(x=[f"expert {e}" for e in range(load.shape[1])], y=np.round(load[ell], 4),
-                   name=f"layer {ell}") for ell in layers]
+    runs = result["runs"]
+    for name in (reference, other):
+        if name not in runs:
+            raise ValueError(f"variant must be one of the variants run {sorted(runs)}, got {name!r}")
+    a = np.array([r["val_loss_windows"] for r in runs[reference]])
+    b = np.array([r["val_loss_windows"] for r in runs[other]])
+    d, lo, hi = crossed_bootstrap([a, b], lambda x, y: x - y, n_boot=n_boot, seed=seed)
+    return {"diff": d, "lo": lo, "hi": hi, "ref_loss": float(a.mean()), "other_loss": float(b.mean()),
+            "n_seeds": int(a.shape[0]), "n_windows": int(a.shape[1])}
 
 
 def parameter_table(result: Mapping[str, Any]) -> list[dict]:
-    """Per variant: the FFN kind and widths, total and active parameters, and their ratio to the MoE's."""
+    """Per variant: the FFN, total / active / router parameters and their ratios to the MoE's.
+
+    The router's ``hidden * n_routed`` weights per layer are counted in the MoE's total and active
+    parameters, so the iso-total dense model matches the MoE *including* its router.
+    """
     moe = result["params"]["moe"]
     rows = []
     for name, pc in result["params"].items():
@@ -813,132 +832,27 @@ def parameter_table(result: Mapping[str, Any]) -> list[dict]:
         ffn = (f"{cfg['n_routed']} routed + {cfg['n_shared']} shared experts of width {cfg['expert_d_ff']}, "
                f"top-{cfg['top_k']}" if cfg["ffn"] == "moe" else f"dense SwiGLU of width {cfg['d_ff']}")
         rows.append({"variant": name, "FFN": ffn, "total params": pc["total"], "active params": pc["active"],
-                     "total / MoE total": round(pc["total"] / moe["total"], 3),
+                     "router params": pc["router"], "FFN params (total / active)": f"{pc['ffn_total']} / "
+                     f"{pc['ffn_active']}", "total / MoE total": round(pc["total"] / moe["total"], 3),
                      "active / MoE active": round(pc["active"] / moe["active"], 3)})
     return rows
 
 
-def loss_figure(result: Mapping[str, Any], *, x_axis: str = "tokens", split: str = "val"):
-    """Loss curves of the variants (mean over seeds; bars: min/max over seeds)."""
-    import plotly.graph_objects as go
+def active_ffn_share(n_routed: int, n_shared: int, top_k: int) -> float:
+    """Share of an equal-width MoE's FFN parameters active per token: ``(top_k + n_shared) / (n_routed + n_shared)``.
 
-    fig = go.Figure(curve_traces(result, x_axis=x_axis, split=split))
-    fig.update_layout(template="plotly_white", height=460,
-                      title=f"{'Validation' if split == 'val' else 'Training'} loss vs {x_axis}",
-                      xaxis_title="training tokens" if x_axis == "tokens" else "optimizer steps",
-                      yaxis_title="cross-entropy (nats / token)",
-                      legend=dict(orientation="h", y=-0.25))
-    return fig
-
-
-def gap_figure(result: Mapping[str, Any], *, reference: str = "dense_active", split: str = "val"):
-    """Loss of every other variant minus the ``reference`` variant's, per seed then averaged, vs tokens.
-
-    Below zero: better than the reference at the same number of training tokens.  Bars: min/max
-    of the per-seed differences.
+    Relative to a dense FFN of the MoE's total FFN size (iso-total) this is the active fraction, so
+    ``1 - share`` is the reduction in active FFN parameters.
     """
-    import plotly.graph_objects as go
-
-    v.check_choice(split, "split", ("val", "train"))
-    runs = result["runs"]
-    if reference not in runs:
-        raise ValueError(f"reference must be one of the variants run {sorted(runs)}, got {reference!r}")
-    ref = np.array([r[f"{split}_loss"] for r in runs[reference]])
-    fig = go.Figure()
-    for name, rs in runs.items():
-        if name == reference:
-            continue
-        diff = np.array([r[f"{split}_loss"] for r in rs]) - ref
-        mean = diff.mean(0)
-        fig.add_trace(go.Scatter(
-            x=rs[0]["tokens"], y=np.round(mean, 4), mode="lines+markers", name=f"{name} − {reference}",
-            line=dict(color=_COLORS.get(name)),
-            error_y=dict(type="data", symmetric=False, array=np.round(diff.max(0) - mean, 4),
-                         arrayminus=np.round(mean - diff.min(0), 4), thickness=0.8, width=0)))
-    fig.add_hline(y=0, line=dict(dash="dot", color="gray"))
-    fig.update_layout(template="plotly_white", height=420, xaxis_title="training tokens",
-                      yaxis_title="loss difference (nats / token)",
-                      title=f"{'Validation' if split == 'val' else 'Training'} loss relative to {reference}",
-                      legend=dict(orientation="h", y=-0.25))
-    return fig
-
-
-def load_figure(result: Mapping[str, Any]):
-    """Routing load per expert and MoE layer, with a slider over the training step (mean over seeds).
-
-    A perfectly balanced router gives every expert ``1 / n_routed`` of the top-k assignments.
-    """
-    import plotly.graph_objects as go
-
-    from ..figures import slider_figure
-
-    steps = result["runs"]["moe"][0]["steps"]
-    E = result["configs"]["moe"]["n_routed"]
-    k = result["configs"]["moe"]["top_k"]
-    layout = dict(title="Share of top-k assignments per routed expert", yaxis_title="load (fraction)",
-                  yaxis_range=[0, min(1.0, 1.1 / k)], barmode="group",
-                  shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=1 / E, y1=1 / E,
-                               line=dict(dash="dot", color="gray"))])
-
-    def traces(step):
-        return load_traces(result, steps.index(int(round(step))))
-
-    if len(steps) < 2:
-        fig = go.Figure(traces(steps[0]))
-        fig.update_layout(template="plotly_white", **layout)
-        return fig
-    pick = steps if len(steps) <= 12 else [steps[i] for i in np.linspace(0, len(steps) - 1, 12).astype(int)]
-    return slider_figure(traces, {"step": pick}, initial={"step": pick[-1]}, labels={"step": "training step"},
-                         fmt="{:g}", layout=layout)
+    n_routed = v.check_int(n_routed, "n_routed", lower=1)
+    n_shared = v.check_int(n_shared, "n_shared", lower=0)
+    top_k = v.check_int(top_k, "top_k", lower=1, upper=n_routed)
+    return (top_k + n_shared) / (n_routed + n_shared)
 
 
 def load_imbalance(result: Mapping[str, Any]) -> dict:
     """Max / min expert load at the first and last evaluation (mean over seeds and layers)."""
     loads = np.array([r["load"] for r in result["runs"]["moe"]])  # (seeds, evals, layers, E)
     ratio = loads.max(-1) / np.maximum(loads.min(-1), 1e-12)
-    return {"first": round(float(ratio[:, 0].mean()), 2), "last": round(float(ratio[:, -1].mean()), 2),
-            "min_share_last": round(float(loads[:, -1].min()), 3), "max_share_last": round(float(loads[:, -1].max()), 3)}
-
-
-def verdict(result: Mapping[str, Any]) -> str:
-    """Markdown: did the MoE match or beat the dense models at equal total / equal active parameters?
-
-    The paper (MiniMind): the MoE matches or exceeds the dense model's convergence with far fewer
-    active parameters ("~60 % fewer").  Compared here: final validation loss (mean over seeds) and the
-    number of training tokens each model needs to reach the dense-active model's final loss.
-    """
-    rows = {r["variant"]: r for r in summarize(result)}
-    if "moe" not in rows:
-        return "The MoE variant was not run."
-    moe = rows["moe"]
-    runs = result["runs"]
-    pc = result["params"]["moe"]
-    head = (f"MoE: {pc['active']:,} active of {pc['total']:,} parameters "
-            f"({100 * pc['active'] / pc['total']:.0f} % active; FFN {100 * pc['ffn_active'] / pc['ffn_total']:.0f} % "
-            f"active). Final validation loss {moe['final_val_loss']:.3f} nats/token "
-            f"(s.d. over {moe['seeds']} seed(s) {moe['val_loss_sd']:.3f}).")
-    lines = [head, ""]
-    for name, label in (("dense_active", "dense, same **active** parameters"),
-                        ("dense_total", "dense, same **total** parameters")):
-        if name not in rows:
-            continue
-        r = rows[name]
-        diff = moe["final_val_loss"] - r["final_val_loss"]
-        target = float(np.mean([x["val_loss"][-1] for x in runs[name]]))
-        mean_moe = np.mean([x["val_loss"] for x in runs["moe"]], axis=0)
-        hit = np.flatnonzero(mean_moe <= target)
-        reach = (f"the MoE reached that loss after {runs['moe'][0]['tokens'][hit[0]]:,} of "
-                 f"{runs['moe'][0]['tokens'][-1]:,} tokens" if hit.size else "the MoE never reached that loss")
-        dense_curve = np.mean([x["val_loss"] for x in runs[name]], axis=0)
-        below = mean_moe < dense_curve
-        tail = np.flatnonzero(~below)
-        start = 0 if tail.size == 0 else tail[-1] + 1
-        cross = (f"the MoE's validation loss is below this model's at every evaluation from step "
-                 f"{runs['moe'][0]['steps'][start]:,} on" if start < below.size
-                 else "the MoE's validation loss is not below this model's at the last evaluation")
-        word = "beats" if diff < -0.01 else ("matches" if abs(diff) <= 0.01 else "trails")
-        lines.append(f"* vs {label} ({r['active_params']:,} active / {r['total_params']:,} total): final val loss "
-                     f"{r['final_val_loss']:.3f}; the MoE **{word}** it (MoE minus dense: {diff:+.3f} nats/token; "
-                     f"'matches' means within 0.01); {reach}; {cross}. "
-                     f"Wall time per run: MoE {moe['seconds']:.0f} s, dense {r['seconds']:.0f} s.")
-    return "\n".join(lines)
+    return {"first": float(ratio[:, 0].mean()), "last": float(ratio[:, -1].mean()),
+            "min_share_last": float(loads[:, -1].min()), "max_share_last": float(loads[:, -1].max())}

@@ -22,6 +22,8 @@ pipeline:
    to it.  Parameters: ``sum_e (d_e * C + C) = d * C + E * C`` -- the same weights as the dense
    probe, plus ``E - 1`` extra bias vectors; the router has no trained parameters.
 
+Seeds: the ``cpu`` profile runs 5, the ``paper`` profile 10 (the paper's summary gives no seed count).
+
 Both probes choose their L1 penalty on a validation split (under the same noise condition) from
 the same grid.  Every (sigma, seed, ...) unit goes through a ``ResultStore`` so runs resume.
 """
@@ -44,9 +46,8 @@ __all__ = [
     "ActivationPool",
     "LassoProbe",
     "MoEProbe",
-    "accuracy_figure",
-    "accuracy_traces",
     "add_noise",
+    "all_settings",
     "build_pool",
     "check_params",
     "encode_texts",
@@ -54,16 +55,16 @@ __all__ = [
     "feature_blocks",
     "lasso_path_fit",
     "load_encoder",
+    "load_rows",
     "load_task",
+    "pooled_difference",
     "probe_unit",
     "route",
     "run_experiment",
     "select_alpha",
     "standardize",
     "summarize",
-    "summary_table",
     "tiny_t5_encoder",
-    "verdict",
 ]
 
 #: Paper tasks: hub dataset arguments, text fields, label field, train / evaluation splits.
@@ -80,7 +81,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "paper": dict(
         encoder="t5-small", tasks=["sst2", "cola", "mnli", "ag_news"], n_train=8000, n_val=2000,
         n_test=2000, max_length=128, batch_size=64, layer=-1,
-        sigmas=[0.2, 0.5, 1.0, 2.0], seeds=[0, 1, 2, 3, 4], n_experts=[2, 4, 8],
+        sigmas=[0.2, 0.5, 1.0, 2.0], seeds=list(range(10)), n_experts=[2, 4, 8],
         noise_in_training=[True, False], lasso_alphas=[0.0003, 0.001, 0.003, 0.01, 0.03],
         torch_threads=0,
     ),
@@ -88,7 +89,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": dict(
         encoder="minilm", tasks=["tweets"], n_train=1600, n_val=400, n_test=1000, max_length=64,
         batch_size=64, layer=-1,
-        sigmas=[0.2, 0.5, 1.0, 2.0], seeds=[0, 1, 2], n_experts=[2, 4, 8],
+        sigmas=[0.2, 0.5, 1.0, 2.0], seeds=[0, 1, 2, 3, 4], n_experts=[2, 4, 8],
         noise_in_training=[True, False], lasso_alphas=[0.001, 0.003, 0.01, 0.03],
         torch_threads=1,
     ),
@@ -600,7 +601,8 @@ def probe_unit(pool: ActivationPool, *, kind: str, n_train: int, sigma: float, s
     Returns
     -------
     dict
-        ``accuracy`` (test), ``val_accuracy``, ``alpha`` (chosen), ``n_parameters``, ``n_nonzero``; MoE
+        ``accuracy`` (test), ``val_accuracy``, ``alpha`` (chosen), ``n_parameters``, ``n_nonzero``,
+        ``correct`` (per test example, "0"/"1", test-set order: for paired bootstraps); MoE
         also ``routing_flip`` (fraction of test inputs routed to another expert than without noise),
         ``load`` (fraction of training inputs per expert) and ``block_sizes``.
     """
@@ -620,9 +622,10 @@ def probe_unit(pool: ActivationPool, *, kind: str, n_train: int, sigma: float, s
         flip = float(np.mean(route(xte, blocks, n_experts) != route(xte_clean, blocks, n_experts)))
         extra = dict(routing_flip=flip, load=probe.train_load_.tolist(),
                      block_sizes=np.bincount(blocks, minlength=n_experts).tolist())
-    acc = float(np.mean(probe.predict(xte) == yte))
-    return dict(accuracy=acc, val_accuracy=vacc, alpha=float(alpha), n_parameters=probe.n_parameters,
-                n_nonzero=probe.n_nonzero, **extra)
+    correct = (probe.predict(xte) == yte).astype(int)
+    return dict(accuracy=float(correct.mean()), val_accuracy=vacc, alpha=float(alpha),
+                n_parameters=probe.n_parameters, n_nonzero=probe.n_nonzero,
+                correct="".join(map(str, correct)), **extra)
 
 
 def build_pool(task: str, params: Mapping[str, Any], *, encoder=None, load_dataset: Callable | None = None,
@@ -777,141 +780,131 @@ def _experiment():
 EXPERIMENT = _experiment()
 
 
-# ---------------------------------------------------------------------------------- summaries
-def summarize(rows: Sequence[Mapping[str, Any]], *, task: str, noise_in_training: bool,
-              n_experts: int) -> list[dict]:
-    """Per sigma: mean accuracy and drop (clean minus noisy, per seed, then averaged) of both probes.
+# ---------------------------------------------------------------------------------- stored rows
+def load_rows(params: Mapping[str, Any], results_path: str | os.PathLike) -> list[dict]:
+    """The rows of :func:`run_experiment` read from the result store, computing nothing.
 
-    ``drop_reduction = 1 - drop_moe / drop_dense`` (positive: the MoE loses less; the paper reports
-    up to 0.20).  Accuracies and drops are fractions (not %).
+    Raises ``LookupError`` naming the first missing unit (or one stored without per-example
+    correctness, i.e. by an older version of this module).
     """
+    from .store import ResultStore
+
+    p = check_params(params)
+    store = ResultStore(results_path)
+    rows = []
+    for key in _units(p, None):  # the declared units of EXPERIMENT
+        val = store.get(key)
+        if val is None or "correct" not in val:
+            raise LookupError(f"{results_path} lacks the unit {key['probe']} E={key['n_experts']} "
+                              f"sigma={key['sigma']} seed={key['seed']} (with per-example results); run "
+                              "`python -m moe_companion heavy run linear_probes`")
+        rows.append({k: key[k] for k in ("task", "probe", "n_experts", "noise_in_training", "sigma", "seed")}
+                    | val)
+    return rows
+
+
+# ---------------------------------------------------------------------------------- summaries
+def _correct_matrix(rows, task, nit, probe, E, sigma, seeds) -> np.ndarray:
+    sel = {r["seed"]: r for r in rows if r["task"] == task and r["noise_in_training"] == nit
+           and r["probe"] == probe and r["n_experts"] == E and r["sigma"] == sigma}
+    missing = [s for s in seeds if s not in sel or "correct" not in sel[s]]
+    if missing:
+        raise ValueError(f"no per-example results for task={task!r}, noise_in_training={nit}, probe={probe}, "
+                         f"n_experts={E}, sigma={sigma}, seeds {missing}")
+    return np.stack([np.frombuffer(sel[s]["correct"].encode(), dtype=np.uint8) - 48 for s in seeds])
+
+
+def summarize(rows: Sequence[Mapping[str, Any]], *, task: str, noise_in_training: bool,
+              n_experts: int, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """Per sigma: accuracies, drops and their paired differences, with crossed-bootstrap intervals.
+
+    For each sigma (0 = clean): ``dense_acc``, ``moe_acc`` (mean over seeds), ``dense_drop``,
+    ``moe_drop`` (clean minus noisy accuracy of the same probe family and seed), ``d_drop`` =
+    dense drop - MoE drop (the paper's side: > 0), ``d_acc`` = MoE - dense noisy accuracy, and
+    ``drop_reduction = 1 - moe_drop / dense_drop`` (the paper: "up to 0.20"), each difference
+    with ``_lo``/``_hi``: a 95 % bootstrap interval resampling seeds and test examples
+    (:func:`moe_companion.heavy.stats.crossed_bootstrap`; paired: the same test inputs and noise for
+    both probes).  Fractions, not %.  ``routing_flip``: share of test inputs the noise re-routes.
+    """
+    from .stats import crossed_bootstrap
+
     sel = [r for r in rows if r["task"] == task and r["noise_in_training"] == noise_in_training]
-    dense = {(r["sigma"], r["seed"]): r for r in sel if r["probe"] == "dense"}
-    moe = {(r["sigma"], r["seed"]): r for r in sel if r["probe"] == "moe" and r["n_experts"] == n_experts}
-    if not dense or not moe:
+    seeds = sorted({r["seed"] for r in sel})
+    sigmas = sorted({r["sigma"] for r in sel})
+    if not sel or not any(r["probe"] == "moe" and r["n_experts"] == n_experts for r in sel):
         raise ValueError(f"no rows for task={task!r}, noise_in_training={noise_in_training}, "
                          f"n_experts={n_experts}")
-    sigmas = sorted({s for s, _ in dense})
-    seeds = sorted({s for _, s in dense})
+    get = lambda probe, E, s: _correct_matrix(sel, task, noise_in_training, probe, E, s, seeds)  # noqa: E731
+    dc, mc = get("dense", None, 0.0), get("moe", n_experts, 0.0)
+    by = {(r["probe"], r["n_experts"], r["sigma"], r["seed"]): r for r in sel}
     out = []
-    for s in sigmas:
-        da = np.array([dense[(s, k)]["accuracy"] for k in seeds])
-        ma = np.array([moe[(s, k)]["accuracy"] for k in seeds])
-        dd = np.array([dense[(0.0, k)]["accuracy"] for k in seeds]) - da
-        md = np.array([moe[(0.0, k)]["accuracy"] for k in seeds]) - ma
-        red = 1.0 - md.mean() / dd.mean() if dd.mean() > 0 else float("nan")
-        out.append(dict(sigma=s, dense_acc=round(float(da.mean()), 4), moe_acc=round(float(ma.mean()), 4),
-                        dense_acc_sd=round(float(da.std(ddof=1)) if da.size > 1 else 0.0, 4),
-                        moe_acc_sd=round(float(ma.std(ddof=1)) if ma.size > 1 else 0.0, 4),
-                        dense_drop=round(float(dd.mean()), 4), moe_drop=round(float(md.mean()), 4),
-                        drop_reduction=round(float(red), 3),
-                        routing_flip=round(float(np.mean([moe[(s, k)]["routing_flip"] for k in seeds])), 3),
-                        dense_params=int(dense[(s, seeds[0])]["n_parameters"]),
-                        moe_params=int(moe[(s, seeds[0])]["n_parameters"])))
+    for j, s in enumerate(sigmas):
+        dn, mn = get("dense", None, s), get("moe", n_experts, s)
+        rng = np.random.default_rng([seed, n_experts, int(noise_in_training), j])
+        row = dict(sigma=s, n_seeds=len(seeds), n_test=int(dn.shape[1]),
+                   dense_acc=float(dn.mean()), moe_acc=float(mn.mean()),
+                   dense_drop=float(dc.mean() - dn.mean()), moe_drop=float(mc.mean() - mn.mean()))
+        for name, fn in (("d_drop", lambda a, b, c, d: (a - b) - (c - d)),
+                         ("d_acc", lambda a, b, c, d: d - b),
+                         ("drop_reduction", lambda a, b, c, d: 1.0 - (c - d) / (a - b) if a - b > 0 else float("nan"))):
+            if s == 0.0 and name != "d_acc":
+                row.update({name: float("nan"), f"{name}_lo": float("nan"), f"{name}_hi": float("nan")})
+                continue
+            m, lo, hi = crossed_bootstrap([dc, dn, mc, mn], fn, n_boot=n_boot, seed=rng)
+            row.update({name: m, f"{name}_lo": lo, f"{name}_hi": hi})
+        row["routing_flip"] = float(np.mean([by[("moe", n_experts, s, k)].get("routing_flip", 0.0) for k in seeds]))
+        row["dense_params"] = int(by[("dense", None, s, seeds[0])]["n_parameters"])
+        row["moe_params"] = int(by[("moe", n_experts, s, seeds[0])]["n_parameters"])
+        out.append(row)
     return out
 
 
-def accuracy_traces(rows: Sequence[Mapping[str, Any]], *, task: str, n_experts: float,
-                    noise_in_training: float, metric: str = "accuracy") -> list:
-    """Dense and MoE probe curves vs sigma (mean and seed s.d.), for :func:`slider_figure`.
-
-    ``metric`` is ``"accuracy"`` or ``"drop"`` (clean minus noisy accuracy, in % points).
-    ``n_experts`` and ``noise_in_training`` may be floats (slider values); they are rounded.
-    """
-    import plotly.graph_objects as go
-
-    v.check_choice(metric, "metric", ("accuracy", "drop"))
-    table = summarize(rows, task=task, noise_in_training=bool(round(noise_in_training)),
-                      n_experts=int(round(n_experts)))
-    xs = [r["sigma"] for r in table]
-    traces = []
-    for probe, color in (("dense", "#1f77b4"), ("moe", "#d62728")):
-        if metric == "accuracy":
-            y = [100 * r[f"{probe}_acc"] for r in table]
-            err = [100 * r[f"{probe}_acc_sd"] for r in table]
-        else:
-            y = [100 * r[f"{probe}_drop"] for r in table]
-            err = None
-        name = "dense Lasso probe" if probe == "dense" else f"MoE probe ({int(round(n_experts))} experts)"
-        traces.append(go.Scatter(x=xs, y=np.round(y, 2), mode="lines+markers", name=name,
-                                 line=dict(color=color),
-                                 error_y=None if err is None else dict(type="data", array=np.round(err, 2))))
-    return traces
-
-
-def accuracy_figure(rows: Sequence[Mapping[str, Any]], *, task: str, metric: str = "accuracy"):
-    """Dense vs MoE probe curves against sigma, with sliders over the number of experts and the noise
-    condition (0: noise on the test activations only; 1: on training, validation and test).
-
-    A parameter with a single value gets no slider.
-    """
-    import plotly.graph_objects as go
-
-    from ..figures import slider_figure
-
-    experts = sorted({r["n_experts"] for r in rows if r["task"] == task and r["probe"] == "moe"})
-    conds = sorted({int(r["noise_in_training"]) for r in rows if r["task"] == task})
-    ylabel = "test accuracy (%)" if metric == "accuracy" else "accuracy drop vs clean (% points)"
-    layout = dict(title=f"{task}: {'accuracy' if metric == 'accuracy' else 'drop'} vs noise σ",
-                  xaxis_title="σ (noise s.d., in units of each feature's s.d.)", yaxis_title=ylabel)
-
-    def traces(n_experts=experts[0], noise_in_training=conds[0]):
-        return accuracy_traces(rows, task=task, n_experts=n_experts, noise_in_training=noise_in_training,
-                               metric=metric)
-
-    grid = {k: vals for k, vals in (("n_experts", experts), ("noise_in_training", conds)) if len(vals) > 1}
-    if not grid:
-        fig = go.Figure(traces())
-        fig.update_layout(template="plotly_white", **layout)
-        return fig
-    return slider_figure(traces, grid, initial={k: grid[k][-1] for k in grid if k == "noise_in_training"},
-                         labels={"n_experts": "experts E", "noise_in_training": "noise in training (0/1)"},
-                         fmt="{:g}", layout=layout)
-
-
-def summary_table(rows: Sequence[Mapping[str, Any]], *, task: str) -> list[dict]:
-    """:func:`summarize` for every (noise condition, number of experts), accuracies in %."""
+def all_settings(rows: Sequence[Mapping[str, Any]], *, task: str, **kwargs) -> list[dict]:
+    """:func:`summarize` for every (noise condition, number of experts, sigma > 0): all settings run."""
     out = []
-    for nit in sorted({r["noise_in_training"] for r in rows if r["task"] == task}):
+    for nit in sorted({r["noise_in_training"] for r in rows if r["task"] == task}, reverse=True):
         for E in sorted({r["n_experts"] for r in rows if r["task"] == task and r["probe"] == "moe"}):
-            for r in summarize(rows, task=task, noise_in_training=nit, n_experts=E):
-                out.append({"noise in training": nit, "experts": E, "σ": r["sigma"],
-                            "dense acc %": round(100 * r["dense_acc"], 1), "MoE acc %": round(100 * r["moe_acc"], 1),
-                            "dense drop": round(100 * r["dense_drop"], 1), "MoE drop": round(100 * r["moe_drop"], 1),
-                            "drop reduction": r["drop_reduction"], "re-routed %": round(100 * r["routing_flip"], 1),
-                            "params dense / MoE": f"{r['dense_params']} / {r['moe_params']}"})
+            out += [{"noise_in_training": nit, "n_experts": E, **r}
+                    for r in summarize(rows, task=task, noise_in_training=nit, n_experts=E, **kwargs)]
     return out
 
 
-def verdict(rows: Sequence[Mapping[str, Any]], *, task: str, min_drop: float = 2.0) -> str:
-    """Markdown: does the MoE probe lose less accuracy than the dense Lasso probe, and by how much?
+def pooled_difference(rows: Sequence[Mapping[str, Any]], *, task: str, noise_in_training: bool, what: str,
+                      n_boot: int = 2000, seed: int = 0) -> dict:
+    """One pre-specified aggregate over every (E, sigma > 0) setting of a noise condition.
 
-    The paper's claim: MoE probes' performance drops under feature noise are reduced by up to 20 %
-    relative to the dense Lasso baseline (``drop_reduction`` up to 0.20), with equal parameters.
-    Drop reductions are only quoted where the dense drop is at least ``min_drop`` percentage points
-    (a ratio of two sub-point drops is noise).
+    ``what="drop"``: the mean over settings of (dense drop - MoE drop); ``what="acc"``: of (MoE -
+    dense noisy accuracy).  One crossed bootstrap over seeds and test examples shared by all
+    settings gives the interval.  Returns ``{"d", "lo", "hi", "n_settings"}`` (fractions).
     """
-    table = [r for r in summary_table(rows, task=task) if r["σ"] > 0]
-    lines = [f"**{task}** — paper: drops reduced by *up to 20 %* (drop reduction = 1 − MoE drop / dense drop).", ""]
-    for nit in sorted({r["noise in training"] for r in table}):
-        sub = [r for r in table if r["noise in training"] == nit]
-        wins = sum(r["MoE drop"] < r["dense drop"] for r in sub)
-        acc_wins = sum(r["MoE acc %"] > r["dense acc %"] for r in sub)
-        cond = "noise in training, validation and test" if nit else "noise on the test activations only"
-        line = (f"* **{cond}**: the MoE probe lost less accuracy than the dense probe in {wins} of {len(sub)} "
-                f"(E, σ) settings and was more accurate in {acc_wins} of {len(sub)}.")
-        big = [r for r in sub if r["dense drop"] >= min_drop and np.isfinite(r["drop reduction"])]
-        if big:
-            best = max(big, key=lambda r: r["drop reduction"])
-            worst = min(big, key=lambda r: r["drop reduction"])
-            line += (f" Where the dense drop is at least {min_drop:g} points, the drop reduction ranges from "
-                     f"{100 * worst['drop reduction']:.0f} % (E = {worst['experts']}, σ = {worst['σ']:g}) to "
-                     f"{100 * best['drop reduction']:.0f} % (E = {best['experts']}, σ = {best['σ']:g}).")
-        lines.append(line)
-        top = max(r["σ"] for r in sub)
-        for r in (r for r in sub if r["σ"] == top):
-            lines.append(f"  * σ = {top:g}, E = {r['experts']}: accuracy dense {r['dense acc %']:.1f} % vs MoE "
-                         f"{r['MoE acc %']:.1f} %; drop {r['dense drop']:.1f} vs {r['MoE drop']:.1f} points "
-                         f"(reduction {100 * r['drop reduction']:.0f} %); {r['re-routed %']:.0f} % of test inputs "
-                         f"re-routed by the noise.")
-    return "\n".join(lines)
+    from .stats import crossed_bootstrap
+
+    v.check_choice(what, "what", ("drop", "acc"))
+    sel = [r for r in rows if r["task"] == task and r["noise_in_training"] == noise_in_training]
+    seeds = sorted({r["seed"] for r in sel})
+    sigmas = sorted({r["sigma"] for r in sel if r["sigma"] > 0})
+    experts = sorted({r["n_experts"] for r in sel if r["probe"] == "moe"})
+    if not sigmas or not experts:
+        raise ValueError(f"no noisy MoE rows for task={task!r}, noise_in_training={noise_in_training}")
+    get = lambda probe, E, s: _correct_matrix(sel, task, noise_in_training, probe, E, s, seeds)  # noqa: E731
+    arrs, index = [get("dense", None, 0.0)], {}
+    for s in sigmas:
+        index[("dense", s)] = len(arrs)
+        arrs.append(get("dense", None, s))
+    for E in experts:
+        index[(E, 0.0)] = len(arrs)
+        arrs.append(get("moe", E, 0.0))
+        for s in sigmas:
+            index[(E, s)] = len(arrs)
+            arrs.append(get("moe", E, s))
+
+    def stat(*m):
+        vals = []
+        for E in experts:
+            for s in sigmas:
+                dn, mc, mn = m[index[("dense", s)]], m[index[(E, 0.0)]], m[index[(E, s)]]
+                vals.append((m[0] - dn) - (mc - mn) if what == "drop" else mn - dn)
+        return float(np.mean(vals))
+
+    d, lo, hi = crossed_bootstrap(arrs, stat, n_boot=n_boot, seed=seed)
+    return {"d": d, "lo": lo, "hi": hi, "n_settings": len(experts) * len(sigmas)}
