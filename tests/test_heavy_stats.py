@@ -1,4 +1,5 @@
 """The crossed bootstrap of the heavy chapters, checked against explicit resampling by indexing."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """MoEfication: balanced experts, routers, exactness at K = E, the smoke experiment and resume."""
+
 import json
 import shutil
 
@@ -151,8 +152,14 @@ def _tiny_bert():
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=32, hidden_act="gelu")
+    cfg = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        hidden_act="gelu",
+    )
     return BertModel(cfg).eval()
 
 
@@ -180,8 +187,12 @@ def test_moefy_tiny_t5_paper_path_k_equals_e_is_dense():
     split = load_sentiment_tweets(60, 8)
     model, tok = mf.load_tiny_t5(split.train_texts, seed=0)
     clf = mf.T5PromptClassifier(model, tok, max_length=32, batch_size=4)
-    enc = tok(["sst2 sentence: " + t for t in split.test_texts], padding=True, return_tensors="pt",
-              return_token_type_ids=False)
+    enc = tok(
+        ["sst2 sentence: " + t for t in split.test_texts],
+        padding=True,
+        return_tensors="pt",
+        return_token_type_ids=False,
+    )
     dec = torch.zeros((8, 1), dtype=torch.long)
     with torch.no_grad():
         ref = model(**enc, decoder_input_ids=dec).logits
@@ -227,8 +238,11 @@ def test_smoke_experiment_and_resume_after_kill(tmp_path):
     res2 = mf.run_experiment(params, killed, progress=False).data
     assert res2["units"] == res["units"]
     # the resumed file holds every unit exactly as the uninterrupted run
-    recs = {json.dumps(json.loads(l)["key"], sort_keys=True): json.loads(l)["value"]
-            for l in killed.read_text().splitlines() if l.strip().endswith("}")}
+    recs = {
+        json.dumps(json.loads(l)["key"], sort_keys=True): json.loads(l)["value"]
+        for l in killed.read_text().splitlines()
+        if l.strip().endswith("}")
+    }
     ref = {json.dumps(json.loads(l)["key"], sort_keys=True): json.loads(l)["value"] for l in lines}
     assert recs == ref
     # finished units are not recomputed (a complete store needs no model)
@@ -258,8 +272,11 @@ def test_sentence_embedding_classifier_cpu_path():
 
     tok = AutoTokenizer.from_pretrained(minilm_path())
     torch.manual_seed(0)
-    model = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
-                                 num_attention_heads=2, intermediate_size=32)).eval()
+    model = BertModel(
+        BertConfig(
+            vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    ).eval()
     split = load_sentiment_tweets(40, 10)
     clf = mf.SentenceEmbeddingClassifier(model, tok, max_length=32, batch_size=7)
     emb = clf.embed(split.test_texts)

@@ -1,4 +1,5 @@
 """Word/character noise: deterministic per seed, and the counts the paper specifies (App. B.2)."""
+
 import random
 
 import pytest
@@ -12,8 +13,8 @@ SENTS = [
     "terrible plot , awful dialogue , but lovely music",
     "an utterly forgettable sequel",
     "so bad",
-    "I am so sad ok",           # no word of >= 4 characters: short-word fallback
-    "wow",                     # one word: nothing to swap
+    "I am so sad ok",  # no word of >= 4 characters: short-word fallback
+    "wow",  # one word: nothing to swap
     "Great acting overall , truly",
     "my flight was delayed again and nobody told us anything",
 ] * 3
@@ -83,9 +84,9 @@ def test_explicit_protocol_one_or_two_adjacent_swaps():
             continue
         seen.add(n)
         assert n in (1, 2)
-        assert sorted(a) == sorted(b)          # a permutation of the same words
-        assert a != b                          # something changed (no cancelled swaps)
-        assert _reachable_by_swaps(a, b, n)    # ... by exactly n adjacent swaps
+        assert sorted(a) == sorted(b)  # a permutation of the same words
+        assert a != b  # something changed (no cancelled swaps)
+        assert _reachable_by_swaps(a, b, n)  # ... by exactly n adjacent swaps
         if n == 1:
             diff = [i for i in range(len(a)) if a[i] != b[i]]
             assert len(diff) == 2 and diff[1] == diff[0] + 1
@@ -103,13 +104,13 @@ def test_char_noise_two_words_one_char_each():
         assert len(changed) == n
         for i in changed:
             assert len(a[i]) == len(b[i])
-            assert sum(x != y for x, y in zip(a[i], b[i])) == 1      # at most one character per word
-            assert len(a[i]) >= 2                                   # 1-letter words are never edited
+            assert sum(x != y for x, y in zip(a[i], b[i])) == 1  # at most one character per word
+            assert len(a[i]) >= 2  # 1-letter words are never edited
         long_words = sum(len(w) >= 4 for w in a)
         if long_words >= 2:
             assert n == 2 and all(len(a[i]) >= 4 for i in changed)  # nlpaug's min_char=4 respected
         elif sum(len(w) >= 2 for w in a) >= 2:
-            assert n == 2                                           # short-word fallback
+            assert n == 2  # short-word fallback
     assert counts[SENTS.index("I am so sad ok")] == 2
 
 

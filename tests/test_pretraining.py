@@ -1,4 +1,5 @@
 """Iso-parameter MoE vs dense pretraining (moe_companion.heavy.pretraining) and its smoke chapter."""
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,19 @@ from moe_companion.heavy.store import ResultStore
 
 torch.set_num_threads(1)
 
-TINY = pt.LMConfig(vocab_size=256, seq_len=16, n_layers=2, hidden=16, n_heads=2, ffn="moe", n_routed=4,
-                   n_shared=1, expert_d_ff=8, top_k=2, aux_alpha=0.01)
+TINY = pt.LMConfig(
+    vocab_size=256,
+    seq_len=16,
+    n_layers=2,
+    hidden=16,
+    n_heads=2,
+    ffn="moe",
+    n_routed=4,
+    n_shared=1,
+    expert_d_ff=8,
+    top_k=2,
+    aux_alpha=0.01,
+)
 
 
 def _numel(module) -> int:
@@ -22,12 +34,15 @@ def _numel(module) -> int:
 
 
 # ------------------------------------------------------------------ parameter counts
-@pytest.mark.parametrize("config", [
-    TINY,
-    TINY.replace(n_shared=0, top_k=1),
-    TINY.replace(n_routed=8, n_shared=2, top_k=3, expert_d_ff=5, hidden=12, n_heads=3),
-    TINY.replace(ffn="dense", d_ff=37),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        TINY,
+        TINY.replace(n_shared=0, top_k=1),
+        TINY.replace(n_routed=8, n_shared=2, top_k=3, expert_d_ff=5, hidden=12, n_heads=3),
+        TINY.replace(ffn="dense", d_ff=37),
+    ],
+)
 def test_counts_match_the_built_model(config):
     model = pt.build_model(config, seed=0)
     counts = pt.count_parameters(config)
@@ -54,21 +69,31 @@ def test_matched_dense_models_have_the_claimed_budgets():
                 assert _numel(pt.build_model(variants[name])) == c[name]["total"]
         # FFN share active in the MoE: (top_k + shared) / (routed + shared)
         assert c["moe"]["ffn_active"] / c["moe"]["ffn_total"] == pytest.approx(
-            (moe.top_k + moe.n_shared) / (moe.n_routed + moe.n_shared))
+            (moe.top_k + moe.n_shared) / (moe.n_routed + moe.n_shared)
+        )
     paper = pt.moe_config_from(pt.PROFILES["paper"], 6400)
-    assert (paper.n_layers, paper.hidden, paper.n_routed, paper.n_shared, paper.top_k, paper.aux_alpha) == \
-        (8, 512, 4, 1, 2, 0.01)
+    assert (paper.n_layers, paper.hidden, paper.n_routed, paper.n_shared, paper.top_k, paper.aux_alpha) == (
+        8,
+        512,
+        4,
+        1,
+        2,
+        0.01,
+    )
 
 
 # ------------------------------------------------------------------ config validation
-@pytest.mark.parametrize("changes, match", [
-    (dict(top_k=5), "top_k must be <= n_routed"),
-    (dict(hidden=18, n_heads=4), "hidden must be divisible by n_heads"),
-    (dict(ffn="sparse"), "ffn"),
-    (dict(n_routed=0), "n_routed"),
-    (dict(aux_alpha=-0.1), "aux_alpha"),
-    (dict(top_k=0), "top_k"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(top_k=5), "top_k must be <= n_routed"),
+        (dict(hidden=18, n_heads=4), "hidden must be divisible by n_heads"),
+        (dict(ffn="sparse"), "ffn"),
+        (dict(n_routed=0), "n_routed"),
+        (dict(aux_alpha=-0.1), "aux_alpha"),
+        (dict(top_k=0), "top_k"),
+    ],
+)
 def test_bad_configs_raise_clear_errors(changes, match):
     with pytest.raises(ValueError, match=match):
         TINY.replace(**changes)
@@ -76,9 +101,14 @@ def test_bad_configs_raise_clear_errors(changes, match):
 
 def test_check_params_rejects_bad_profiles_before_any_training():
     p = dict(pt.PROFILES["smoke"])
-    for key, bad, match in [("top_k", 9, "top_k must be <= n_routed"), ("n_heads", 3, "divisible by n_heads"),
-                            ("seeds", [], "seeds"), ("variants", ["moe", "wide"], "variants"),
-                            ("lr", 0.0, "lr"), ("steps", 0, "steps")]:
+    for key, bad, match in [
+        ("top_k", 9, "top_k must be <= n_routed"),
+        ("n_heads", 3, "divisible by n_heads"),
+        ("seeds", [], "seeds"),
+        ("variants", ["moe", "wide"], "variants"),
+        ("lr", 0.0, "lr"),
+        ("steps", 0, "steps"),
+    ]:
         with pytest.raises(ValueError, match=match):
             pt.check_params({**p, key: bad})
     for prof in ("cpu", "paper", "smoke"):
@@ -146,9 +176,9 @@ def test_moe_ffn_equals_a_per_token_loop():
         top = torch.argsort(probs, descending=True)[: cfg.top_k]
         weights = probs[top] / probs[top].sum()
         for w, e in zip(weights, top):
-            ref[t] += w * ffn.experts[int(e)](flat[t:t + 1])[0]
+            ref[t] += w * ffn.experts[int(e)](flat[t : t + 1])[0]
         for s in ffn.shared:
-            ref[t] += s(flat[t:t + 1])[0]
+            ref[t] += s(flat[t : t + 1])[0]
     torch.testing.assert_close(out.reshape(-1, cfg.hidden), ref, rtol=1e-10, atol=1e-12)
     assert load.shape == (cfg.n_routed,)
 
@@ -176,8 +206,9 @@ def _tokens(n_chars=30_000):
 
 def _train(cfg, seed=0, steps=40):
     tr, va = _tokens()
-    return pt.train_lm(cfg, tr, va, steps=steps, batch_size=8, lr=3e-3, eval_every=10, eval_batches=2,
-                       seed=seed, torch_threads=1)
+    return pt.train_lm(
+        cfg, tr, va, steps=steps, batch_size=8, lr=3e-3, eval_every=10, eval_batches=2, seed=seed, torch_threads=1
+    )
 
 
 def test_loss_decreases_on_a_tiny_run():

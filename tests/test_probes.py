@@ -1,4 +1,5 @@
 """MoE linear probes vs dense Lasso (moe_companion.heavy.probes) and its smoke chapter."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -138,13 +139,20 @@ def test_probe_unit_is_deterministic_and_pairs_the_noise():
     d = pr.probe_unit(pool, kind="dense", sigma=2.0, noise_in_training=False, **kw)
     assert d["n_parameters"] == 18 * 2 + 2 and 0 <= d["accuracy"] <= 1
     with pytest.raises(ValueError, match="n_train"):
-        pr.probe_unit(pool, kind="dense", n_train=500, sigma=0.0, seed=0, noise_in_training=False,
-                      alphas=[0.01])
+        pr.probe_unit(pool, kind="dense", n_train=500, sigma=0.0, seed=0, noise_in_training=False, alphas=[0.01])
 
 
 def test_run_experiment_resumes_and_summarize_computes_drops(tmp_path):
-    p = {**pr.PROFILES["smoke"], "n_train": 300, "n_val": 200, "n_test": 200, "seeds": [0, 1],
-         "sigmas": [1.0], "n_experts": [3], "noise_in_training": [False]}
+    p = {
+        **pr.PROFILES["smoke"],
+        "n_train": 300,
+        "n_val": 200,
+        "n_test": 200,
+        "seeds": [0, 1],
+        "sigmas": [1.0],
+        "n_experts": [3],
+        "noise_in_training": [False],
+    }
     pools = {"tweets": _pool()}
     rows = pr.run_experiment(p, ResultStore(tmp_path / "a.jsonl"), pools=pools, progress=False).data
     assert len(rows) == 2 * 2 * 2  # sigma in {0, 1} x seeds x {dense, moe}
@@ -170,9 +178,14 @@ def test_run_experiment_resumes_and_summarize_computes_drops(tmp_path):
 
 def test_check_params_names_the_parameter():
     p = dict(pr.PROFILES["smoke"])
-    for key, bad, match in [("sigmas", [-1.0], "sigmas"), ("n_experts", [1], "n_experts"),
-                            ("tasks", ["imdb"], "tasks"), ("seeds", [], "seeds"),
-                            ("lasso_alphas", [0.0], "lasso_alphas"), ("n_train", 2, "n_train")]:
+    for key, bad, match in [
+        ("sigmas", [-1.0], "sigmas"),
+        ("n_experts", [1], "n_experts"),
+        ("tasks", ["imdb"], "tasks"),
+        ("seeds", [], "seeds"),
+        ("lasso_alphas", [0.0], "lasso_alphas"),
+        ("n_train", 2, "n_train"),
+    ]:
         with pytest.raises(ValueError, match=match):
             pr.check_params({**p, key: bad})
     for prof in ("cpu", "paper", "smoke"):
@@ -213,9 +226,13 @@ def test_load_task_with_a_fake_hub():
     def fake_load_dataset(*args, split):
         n = 40
         if args == ("glue", "mnli"):
-            return datasets.Dataset.from_dict({"premise": [f"p{i}" for i in range(n)],
-                                               "hypothesis": [f"h{i}" for i in range(n)],
-                                               "label": [-1 if i % 5 == 0 else i % 3 for i in range(n)]})
+            return datasets.Dataset.from_dict(
+                {
+                    "premise": [f"p{i}" for i in range(n)],
+                    "hypothesis": [f"h{i}" for i in range(n)],
+                    "label": [-1 if i % 5 == 0 else i % 3 for i in range(n)],
+                }
+            )
         return datasets.Dataset.from_dict({"sentence": [f"s{i}" for i in range(n)], "label": [i % 2 for i in range(n)]})
 
     pt, py, tt, ty = pr.load_task("mnli", 20, 10, seed=0, load_dataset=fake_load_dataset)

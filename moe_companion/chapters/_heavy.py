@@ -1,4 +1,5 @@
 """Shared helpers of the heavy chapters' modules: stored-result paths, CI markers, lazy figure dicts."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
@@ -47,22 +48,51 @@ def results_path(chapter: str, profile: str = "cpu") -> Path:
     return ROOT / "book" / "generated" / "results" / f"{chapter}-{profile}.jsonl"
 
 
-def ci_points(x, mean, lo, hi, role: str, name: str, *, symbol: str = "circle", scale: float = 1.0,
-              showlegend: bool = True, mode: str = "markers+lines", dash: str = "solid") -> go.Scatter:
+def ci_points(
+    x,
+    mean,
+    lo,
+    hi,
+    role: str,
+    name: str,
+    *,
+    symbol: str = "circle",
+    scale: float = 1.0,
+    showlegend: bool = True,
+    mode: str = "markers+lines",
+    dash: str = "solid",
+) -> go.Scatter:
     """Estimates as markers in the colour of ``role`` with asymmetric 95 % interval bars ``[lo, hi]``."""
     m, lo, hi = (scale * np.asarray(a, dtype=float) for a in (mean, lo, hi))
-    return go.Scatter(x=list(x), y=np.round(m, 4).tolist(), mode=mode, name=name, legendgroup=name,
-                      showlegend=showlegend, line=dict(color=style.COLORS[role], dash=dash, width=2),
-                      marker=dict(color=style.COLORS[role], symbol=symbol, size=8),
-                      error_y=dict(type="data", symmetric=False, array=np.round(hi - m, 4).tolist(),
-                                   arrayminus=np.round(m - lo, 4).tolist(), color=style.COLORS[role],
-                                   thickness=1.5))
+    return go.Scatter(
+        x=list(x),
+        y=np.round(m, 4).tolist(),
+        mode=mode,
+        name=name,
+        legendgroup=name,
+        showlegend=showlegend,
+        line=dict(color=style.COLORS[role], dash=dash, width=2),
+        marker=dict(color=style.COLORS[role], symbol=symbol, size=8),
+        error_y=dict(
+            type="data",
+            symmetric=False,
+            array=np.round(hi - m, 4).tolist(),
+            arrayminus=np.round(m - lo, 4).tolist(),
+            color=style.COLORS[role],
+            thickness=1.5,
+        ),
+    )
 
 
 def zero_line(x) -> go.Scatter:
     """A dotted grey y = 0 reference line across ``x``."""
-    return go.Scatter(x=[min(x), max(x)], y=[0, 0], mode="lines", name="no difference",
-                      line=dict(color=style.COLORS["reference"], dash="dot", width=1.5))
+    return go.Scatter(
+        x=[min(x), max(x)],
+        y=[0, 0],
+        mode="lines",
+        name="no difference",
+        line=dict(color=style.COLORS["reference"], dash="dot", width=1.5),
+    )
 
 
 class LazyFigures(Mapping):

@@ -31,6 +31,7 @@ resumable unit per ``(noise, seed, K)``.  Profiles:
 Torch objects (:class:`MoEFFN`, :class:`MLPRouter`, :func:`moefy`, ...) are imported lazily from
 :mod:`moe_companion.heavy._moe_layers`, so :func:`check_params` never imports torch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,8 +68,19 @@ __all__ = [
 ]
 
 
-_LAZY = {"MoEFFN", "MLPRouter", "moefy", "set_k", "find_ffns", "train_mlp_router", "expert_scores",
-         "topk_experts", "collect_ffn_inputs", "expert_labels_of", "ROUTERS"}
+_LAZY = {
+    "MoEFFN",
+    "MLPRouter",
+    "moefy",
+    "set_k",
+    "find_ffns",
+    "train_mlp_router",
+    "expert_scores",
+    "topk_experts",
+    "collect_ffn_inputs",
+    "expert_labels_of",
+    "ROUTERS",
+}
 
 
 def __getattr__(name: str):  # PEP 562: torch is imported only when a torch object is used
@@ -85,18 +97,54 @@ DATASETS = ("tweets", "sst2")
 ROUTER_NAMES = ("ground_truth", "mlp")
 
 PROFILES = {
-    "cpu": {"model": "minilm", "dataset": "tweets", "n_train": 1000, "n_test": 400, "n_experts": 96,
-            "ks": [20, 40, 60, 80], "noise_types": ["word", "char"], "seeds": [0, 1, 2, 3, 4],
-            "router": "ground_truth", "max_length": 64, "batch_size": 100, "kmeans_iters": 12,
-            "cluster_seed": 0, "word_protocol": "nlpaug"},
-    "paper": {"model": "t5-base", "dataset": "sst2", "n_train": 0, "n_test": 872, "n_experts": 96,
-              "ks": [20, 40, 60, 80], "noise_types": ["word", "char"], "seeds": [0, 1, 2, 3, 4],
-              "router": "ground_truth", "max_length": 128, "batch_size": 64, "kmeans_iters": 20,
-              "cluster_seed": 0, "word_protocol": "nlpaug"},
-    "smoke": {"model": "tiny-t5", "dataset": "tweets", "n_train": 200, "n_test": 24, "n_experts": 8,
-              "ks": [2, 4, 6], "noise_types": ["word", "char"], "seeds": [0, 1],
-              "router": "ground_truth", "max_length": 48, "batch_size": 16, "kmeans_iters": 5,
-              "cluster_seed": 0, "word_protocol": "nlpaug"},
+    "cpu": {
+        "model": "minilm",
+        "dataset": "tweets",
+        "n_train": 1000,
+        "n_test": 400,
+        "n_experts": 96,
+        "ks": [20, 40, 60, 80],
+        "noise_types": ["word", "char"],
+        "seeds": [0, 1, 2, 3, 4],
+        "router": "ground_truth",
+        "max_length": 64,
+        "batch_size": 100,
+        "kmeans_iters": 12,
+        "cluster_seed": 0,
+        "word_protocol": "nlpaug",
+    },
+    "paper": {
+        "model": "t5-base",
+        "dataset": "sst2",
+        "n_train": 0,
+        "n_test": 872,
+        "n_experts": 96,
+        "ks": [20, 40, 60, 80],
+        "noise_types": ["word", "char"],
+        "seeds": [0, 1, 2, 3, 4],
+        "router": "ground_truth",
+        "max_length": 128,
+        "batch_size": 64,
+        "kmeans_iters": 20,
+        "cluster_seed": 0,
+        "word_protocol": "nlpaug",
+    },
+    "smoke": {
+        "model": "tiny-t5",
+        "dataset": "tweets",
+        "n_train": 200,
+        "n_test": 24,
+        "n_experts": 8,
+        "ks": [2, 4, 6],
+        "noise_types": ["word", "char"],
+        "seeds": [0, 1],
+        "router": "ground_truth",
+        "max_length": 48,
+        "batch_size": 16,
+        "kmeans_iters": 5,
+        "cluster_seed": 0,
+        "word_protocol": "nlpaug",
+    },
 }
 
 
@@ -168,6 +216,7 @@ def cluster_model(model, n_experts: int, *, n_iter: int = 15, seed: int = 0, pro
     it = ffns
     if progress:
         from tqdm import tqdm
+
         it = tqdm(ffns, desc="balanced k-means per FFN")
     for name, parent, kind in it:
         w_in = ml._ffn_weights(parent, kind)[0].detach().double().cpu().numpy()
@@ -202,8 +251,9 @@ class SentenceEmbeddingClassifier:
             encode_mean_pooled,  # the one mean-pooling encoder (also probes')
         )
 
-        return encode_mean_pooled(texts, self.model, self.tokenizer, batch_size=self.batch_size,
-                                  max_length=self.max_length, normalize=True)
+        return encode_mean_pooled(
+            texts, self.model, self.tokenizer, batch_size=self.batch_size, max_length=self.max_length, normalize=True
+        )
 
     def fit_head(self, texts: Sequence[str], labels, seed: int = 0) -> dict:
         """Fit a logistic regression (C chosen by 5-fold CV) on the embeddings; return its state."""
@@ -215,8 +265,12 @@ class SentenceEmbeddingClassifier:
         if "l1_ratios" in accepted and "use_legacy_attributes" in accepted:  # scikit-learn >= 1.8
             kw.update(l1_ratios=(0.0,), use_legacy_attributes=True)
         clf = LogisticRegressionCV(**kw).fit(emb, np.asarray(labels))
-        state = {"coef": clf.coef_[0].tolist(), "intercept": float(clf.intercept_[0]),
-                 "C": float(clf.C_[0]), "train_acc": float(clf.score(emb, labels))}
+        state = {
+            "coef": clf.coef_[0].tolist(),
+            "intercept": float(clf.intercept_[0]),
+            "C": float(clf.C_[0]),
+            "train_acc": float(clf.score(emb, labels)),
+        }
         self.set_head(state)
         return state
 
@@ -239,9 +293,15 @@ class T5PromptClassifier:
     ``"negative"`` at the first decoding step (as MoEfication's ``t5-sst2`` scripts do).
     """
 
-    def __init__(self, model, tokenizer, prompt: str = "sst2 sentence: ",
-                 label_words: tuple[str, str] = ("negative", "positive"), max_length: int = 128,
-                 batch_size: int = 32):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        prompt: str = "sst2 sentence: ",
+        label_words: tuple[str, str] = ("negative", "positive"),
+        max_length: int = 128,
+        batch_size: int = 32,
+    ):
         self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
         self.max_length, self.batch_size = max_length, batch_size
         self.label_ids = [tokenizer(w, add_special_tokens=False).input_ids[0] for w in label_words]
@@ -259,18 +319,30 @@ class T5PromptClassifier:
         neg, pos = self.label_ids
         with torch.inference_mode():
             for i in range(0, len(texts), self.batch_size):
-                idx = order[i:i + self.batch_size]
-                enc = self.tokenizer([self.prompt + texts[j] for j in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt",
-                                     return_token_type_ids=False).to(device)
+                idx = order[i : i + self.batch_size]
+                enc = self.tokenizer(
+                    [self.prompt + texts[j] for j in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                    return_token_type_ids=False,
+                ).to(device)
                 dec = torch.full((len(idx), 1), start, dtype=torch.long, device=device)
                 logits = self.model(**enc, decoder_input_ids=dec).logits[:, 0, :]
                 out[idx] = (logits[:, pos] > logits[:, neg]).long().cpu().numpy()
         return out
 
 
-def load_tiny_t5(corpus: Sequence[str], *, seed: int = 0, d_model: int = 32, d_ff: int = 64,
-                 num_layers: int = 2, vocab_size: int = 600):
+def load_tiny_t5(
+    corpus: Sequence[str],
+    *,
+    seed: int = 0,
+    d_model: int = 32,
+    d_ff: int = 64,
+    num_layers: int = 2,
+    vocab_size: int = 600,
+):
     """A tiny random T5 (ReLU FFNs) and a WordPiece tokenizer trained on ``corpus`` with ``tokenizers``.
 
     The tokenizer knows the prompt words and the label words "positive"/"negative" (single tokens)
@@ -302,13 +374,24 @@ def load_tiny_t5(corpus: Sequence[str], *, seed: int = 0, d_model: int = 32, d_f
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special, min_frequency=1)
     lines = list(corpus) + ["sst2 sentence: positive negative"] * 50
     tk.train_from_iterator(lines, trainer=trainer)
-    tk.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                      special_tokens=[("</s>", tk.token_to_id("</s>"))])
+    tk.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tk.token_to_id("</s>"))]
+    )
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    cfg = T5Config(vocab_size=tk.get_vocab_size(), d_model=d_model, d_kv=d_model // 4, d_ff=d_ff,
-                   num_layers=num_layers, num_decoder_layers=num_layers, num_heads=4,
-                   feed_forward_proj="relu", dropout_rate=0.0, pad_token_id=tk.token_to_id("<pad>"),
-                   eos_token_id=tk.token_to_id("</s>"), decoder_start_token_id=tk.token_to_id("<pad>"))
+    cfg = T5Config(
+        vocab_size=tk.get_vocab_size(),
+        d_model=d_model,
+        d_kv=d_model // 4,
+        d_ff=d_ff,
+        num_layers=num_layers,
+        num_decoder_layers=num_layers,
+        num_heads=4,
+        feed_forward_proj="relu",
+        dropout_rate=0.0,
+        pad_token_id=tk.token_to_id("<pad>"),
+        eos_token_id=tk.token_to_id("</s>"),
+        decoder_start_token_id=tk.token_to_id("<pad>"),
+    )
     # seeds torch's global RNG on purpose: the smoke run's later torch draws follow from it (resume relies on it)
     torch.manual_seed(v.check_seed(seed))
     model = T5ForConditionalGeneration(cfg).eval()
@@ -338,8 +421,17 @@ def _load_sst2_validation(n_test: int):  # paper profile: needs the hub (not use
 
 # ------------------------------------------------------------------------------ experiment
 def _cfg_hash(p: Mapping[str, Any]) -> str:
-    keys = ("model", "dataset", "n_train", "n_test", "n_experts", "router", "max_length", "kmeans_iters",
-            "cluster_seed")
+    keys = (
+        "model",
+        "dataset",
+        "n_train",
+        "n_test",
+        "n_experts",
+        "router",
+        "max_length",
+        "kmeans_iters",
+        "cluster_seed",
+    )
     return hashlib.sha256(json.dumps({k: p[k] for k in keys}, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -377,10 +469,15 @@ def _setup(p: dict, store, progress: bool):
         model, tok = _load_t5_base()
         clf = T5PromptClassifier(model.to(device), tok, max_length=p["max_length"], batch_size=p["batch_size"])
 
-    labels = store.run({"cfg": cfg, "unit": "experts"}, lambda: {
-        name: lab.tolist() for name, lab in
-        cluster_model(model, p["n_experts"], n_iter=p["kmeans_iters"], seed=p["cluster_seed"],
-                      progress=progress).items()})
+    labels = store.run(
+        {"cfg": cfg, "unit": "experts"},
+        lambda: {
+            name: lab.tolist()
+            for name, lab in cluster_model(
+                model, p["n_experts"], n_iter=p["kmeans_iters"], seed=p["cluster_seed"], progress=progress
+            ).items()
+        },
+    )
     moes = ml.moefy(model, {k: np.asarray(lab) for k, lab in labels.items()}, p["n_experts"], p["router"])
     if p["router"] == "mlp":
         fit_texts = train_texts or test_texts  # SST-2 (paper profile) has no train part here
@@ -424,6 +521,7 @@ def _prepare(p: dict, ctx) -> None:
 
 def _noisy(p: dict, nz: str, s, texts: list, ctx):
     """``(noisy texts, swap counts or None)`` of one condition, computed once per context."""
+
     def make():
         if nz == "clean":
             return texts, None
@@ -452,8 +550,11 @@ def _test_labels(p: dict, ctx) -> np.ndarray:
         return ctx.state["setup"][2]
     from .data import load_sentiment_tweets
 
-    return (load_sentiment_tweets(p["n_train"], p["n_test"]).test_labels if p["dataset"] == "tweets"
-            else _load_sst2_validation(p["n_test"])[1])
+    return (
+        load_sentiment_tweets(p["n_train"], p["n_test"]).test_labels
+        if p["dataset"] == "tweets"
+        else _load_sst2_validation(p["n_test"])[1]
+    )
 
 
 _FROM_DATA = object()
@@ -508,8 +609,9 @@ def run_experiment(params: Mapping[str, Any], store=None, *, progress: bool = Tr
 def _experiment():
     from .contract import Experiment
 
-    return Experiment("moefication_noise", check_params, _units, _run_unit, _assemble, prepare=_prepare,
-                      describe=_describe)
+    return Experiment(
+        "moefication_noise", check_params, _units, _run_unit, _assemble, prepare=_prepare, describe=_describe
+    )
 
 
 #: The heavy-experiment contract of this chapter (see :mod:`moe_companion.heavy.contract`).
@@ -535,10 +637,15 @@ def load_result(results_path: str | os.PathLike, **params) -> dict:
     for key in _units(p, None):
         val = store.get(key)
         if val is None:
-            what = (f"swap counts for seed {key['seed']}" if key.get("unit") == "swap_counts"
-                    else f"unit noise={key['noise']}, seed={key['seed']}, K={key['k']}")
-            raise LookupError(f"{results_path} has no {what} for these parameters; "
-                              "run `python -m moe_companion heavy run moefication_noise`")
+            what = (
+                f"swap counts for seed {key['seed']}"
+                if key.get("unit") == "swap_counts"
+                else f"unit noise={key['noise']}, seed={key['seed']}, K={key['k']}"
+            )
+            raise LookupError(
+                f"{results_path} has no {what} for these parameters; "
+                "run `python -m moe_companion heavy run moefication_noise`"
+            )
         pairs.append((key, val))
     out = _assemble(p, pairs, None, labels=None)
     out["n_test"] = len(out["units"][0]["correct"]) if out["units"] else None
@@ -547,8 +654,10 @@ def load_result(results_path: str | os.PathLike, **params) -> dict:
 
 # ------------------------------------------------------------------------------ analysis
 def _correct(result: Mapping[str, Any]) -> dict:
-    return {(u["noise"], u["seed"], u["k"]): np.frombuffer(u["correct"].encode(), dtype=np.uint8) - 48
-            for u in result["units"]}
+    return {
+        (u["noise"], u["seed"], u["k"]): np.frombuffer(u["correct"].encode(), dtype=np.uint8) - 48
+        for u in result["units"]
+    }
 
 
 def summarize(result: Mapping[str, Any], *, n_boot: int = 2000, seed: int = 0):
@@ -577,8 +686,14 @@ def summarize(result: Mapping[str, Any], *, n_boot: int = 2000, seed: int = 0):
         for k in ks:
             sn = np.stack([corr[(nz, s, k)] for s in seeds])
             sc = corr[("clean", None, k)]
-            row = {"noise": nz, "k": k, "dense": k == e, "clean": float(sc.mean()), "n_seeds": len(seeds),
-                   "n_test": int(sc.size)}
+            row = {
+                "noise": nz,
+                "k": k,
+                "dense": k == e,
+                "clean": float(sc.mean()),
+                "n_seeds": len(seeds),
+                "n_test": int(sc.size),
+            }
             stats = {
                 "noisy": ([sn], lambda a: a),
                 "gap": ([sc, sn], lambda c, a: c - a),
@@ -628,8 +743,11 @@ def swap_count_distribution(result: Mapping[str, Any]) -> dict:
     if not counts:
         raise ValueError("the result holds no word-noise swap counts")
     n = len(counts)
-    return {"n": n, **{f"share_{c}": counts.count(c) / n for c in range(3)},
-            "share_more": sum(c > 2 for c in counts) / n}
+    return {
+        "n": n,
+        **{f"share_{c}": counts.count(c) / n for c in range(3)},
+        "share_more": sum(c > 2 for c in counts) / n,
+    }
 
 
 def test_texts(params: Mapping[str, Any]) -> list:

