@@ -219,7 +219,7 @@ def _html_text_outside_glue(path) -> list[str]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
-    main = soup.find("main") or soup
+    main = soup.find("article") or soup.find("main") or soup  # the page's text, not the site footer
     for node in main.select(
         ".pasted-text, .paper-number, .cell_output, .cell_input, script, style, div.highlight, code, a.headerlink"
     ):
