@@ -129,7 +129,7 @@ def test_myst_directives_render_in_jupyterlab(lab_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     errors = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(f"{lab_url}/lab/tree/book/theorem3_robustness.md")
+    page.goto(f"{lab_url}/lab/tree/book/theorem3_robustness.md?reset")  # not the workspace of the test before
     page.wait_for_selector(".jp-NotebookPanel .jp-MarkdownCell", timeout=60_000)
     page.wait_for_timeout(2000)
     seen = {"dropdowns": set(), "boxes": set(), "raw": 0}
