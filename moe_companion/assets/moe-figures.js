@@ -6,7 +6,9 @@
  *  - accessibility: role="img"-like figure label (aria-label) from the figure's title and caption;
  *  - narrow screens (figure < 600 px wide): legend below the plot, title wrapped, sliders across the width,
  *    thin side margins; restored when the figure is wide again (ResizeObserver);
- *  - dark mode: colours follow the theme's data-theme attribute (and its later changes).
+ *  - dark mode: colours follow the theme's data-theme attribute (and its later changes);
+ *  - fast sliders: a slider figure is plotted with only the traces on show, and a slider change redraws just
+ *    those (see fastSliders below).
  */
 (function () {
   "use strict";
@@ -170,6 +172,94 @@
     });
   }
 
+
+  // ------------------------------------------------------------------ fast sliders
+  // A slider figure as built (moe_companion.figures.slider_figure) holds n_a x m traces: the first slider
+  // toggles which group of m is visible, the second restyles every trace's data. That works in any plotly
+  // renderer (JupyterLab's too), but each click replots all n_a x m traces. Here, on the site, the figure is
+  // plotted with only the m traces on show; the sliders' steps become "skip" (and their handle no longer
+  // glides for 150 ms, which repainted the page every frame), and a change draws the m traces of the new
+  // positions from the same table: a restyle of their data when their styles are unchanged (the usual case),
+  // Plotly.react otherwise. Axes keep autoranging as before. bench/bench_slider.py measures the effect.
+  const DATA_KEYS = ["x", "y", "z", "text", "customdata", "error_y.array", "error_y.arrayminus", "error_x.array",
+                     "error_x.arrayminus", "marker.color", "width", "base"];
+
+  function setPath(trace, key, value) {
+    const parts = key.split(".");
+    const absent = value === null || value === undefined;
+    if (parts.length === 1) { if (absent) delete trace[key]; else trace[key] = value; return; }
+    if (absent && !trace[parts[0]]) return;
+    trace[parts[0]] = Object.assign({}, trace[parts[0]] || {});
+    if (absent) delete trace[parts[0]][parts[1]]; else trace[parts[0]][parts[1]] = value;
+  }
+  function styleOf(trace) {
+    const t = Object.assign({}, trace);
+    delete t.visible; delete t.uid;
+    for (const key of DATA_KEYS) setPath(t, key, null);
+    return JSON.stringify(t);
+  }
+
+  function fastSliders(data, layout) {
+    const meta = layout && layout.meta && layout.meta.moe_sliders;
+    const sliders = (layout && layout.sliders) || [];
+    if (!meta || !Array.isArray(data) || sliders.length !== meta.values.length) return null;
+    const m = meta.traces_per_point, na = meta.values[0].length, two = meta.values.length === 2;
+    if (data.length !== na * m || sliders[0].steps.length !== na) return null;
+    if (two && sliders[1].steps.length !== meta.values[1].length) return null;
+    const S = {
+      m, na, two, base: data, style: data.map(styleOf),
+      stepsB: two ? sliders[1].steps.map(s => s.args[0]) : null,
+      i: sliders[0].active || 0, j: two ? sliders[1].active || 0 : 0, busy: false, pending: false,
+    };
+    const skip = sliders.map(s => Object.assign({}, s, {
+      steps: s.steps.map(st => Object.assign({}, st, { method: "skip", args: [] })), transition: { duration: 0 } }));
+    return { S, data: tracesAt(S, S.i, S.j), layout: Object.assign({}, layout, { sliders: skip }) };
+  }
+  function tracesAt(S, i, j) {
+    const out = [];
+    for (let c = 0; c < S.m; c++) {
+      const t = Object.assign({}, S.base[i * S.m + c], { visible: true });
+      if (S.two) for (const key of Object.keys(S.stepsB[j])) setPath(t, key, S.stepsB[j][key][i * S.m + c]);
+      out.push(t);
+    }
+    return out;
+  }
+  function sameStyle(S, a, b) {
+    for (let c = 0; c < S.m; c++) if (S.style[a * S.m + c] !== S.style[b * S.m + c]) return false;
+    return true;
+  }
+  function showStep(gd, S) {
+    const sl = gd.layout.sliders;
+    const i = sl[0].active || 0, j = S.two ? sl[1].active || 0 : 0;
+    if (i === S.i && j === S.j) return;
+    const next = tracesAt(S, i, j);
+    if (sameStyle(S, S.i, i)) {
+      const update = {};
+      for (const key of DATA_KEYS) {
+        const values = next.map(t => get(t, key));
+        if (values.some(x => x !== undefined)) update[key] = values.map(x => (x === undefined ? null : x));
+      }
+      P.restyle(gd, update, next.map((_, c) => c));
+    } else {
+      P.react(gd, next, gd.layout);
+    }
+    S.i = i; S.j = j;
+  }
+  function attachFastSliders(gd, S) {
+    gd.__moeFast = S;
+    // A click is drawn at once, inside its own event, so that the very next frame shows it; while a drag
+    // moves the handle faster than frames are drawn, the changes of one frame are drawn together in the next.
+    function frameDone() {
+      if (S.pending) { S.pending = false; showStep(gd, S); requestAnimationFrame(frameDone); } else S.busy = false;
+    }
+    gd.on("plotly_sliderchange", () => {
+      if (S.busy) { S.pending = true; return; }
+      S.busy = true;
+      showStep(gd, S);
+      requestAnimationFrame(frameDone);
+    });
+  }
+
   const observer = window.ResizeObserver ? new ResizeObserver(entries => {
     for (const e of entries) {
       const gd = e.target.querySelector(".js-plotly-plot");
@@ -187,7 +277,9 @@
     });
     cfg.modeBarButtonsToRemove = [...new Set([...(cfg.modeBarButtonsToRemove || []), "sendDataToCloud", "editInChartStudio"])];
     cfg.modeBarButtonsToAdd = [...(cfg.modeBarButtonsToAdd || []), svgButton];
-    return newPlot.call(P, gd, data, layout, cfg).then(g => {
+    const fast = fastSliders(data, layout);
+    return newPlot.call(P, gd, fast ? fast.data : data, fast ? fast.layout : layout, cfg).then(g => {
+      if (fast) attachFastSliders(g, fast.S);
       label(g);
       return fit(g, true).then(() => { if (observer && g.parentElement) observer.observe(g.parentElement); return g; });
     });
