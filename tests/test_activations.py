@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from moe_companion.heavy.activations import capture_mlp_inputs, find_mlp_inputs
+from moe_companion.heavy.activations import capture_mlp_inputs
 from moe_companion.heavy.data import tiny_random_llama
 
 torch.set_num_threads(1)
@@ -106,8 +106,6 @@ def test_bert_hook_equals_manual_single_token_computation():
 @pytest.mark.parametrize("gated", [False, True])
 def test_t5_encoder_hook_equals_manual_ffn_norm(gated):
     model = _tiny_t5(gated=gated)
-    mods = find_mlp_inputs(model)
-    assert [type(m).__name__ for m in mods.values()] == ["Linear", "Linear"]
     ids = _ids(2, 7, 50)
     acts = capture_mlp_inputs(model, ids, layers=[0], progress=False)
     enc = model.get_encoder()
@@ -123,10 +121,12 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="layers"):
         capture_mlp_inputs(model, _ids(1, 4, 50), layers=[7], progress=False)
     with pytest.raises(ValueError, match="projection"):
-        find_mlp_inputs(model, projection="down_proj")
+        capture_mlp_inputs(model, _ids(1, 4, 50), projection="down_proj", progress=False)
     with pytest.raises(ValueError, match="input_ids"):
         capture_mlp_inputs(model, _ids(1, 4, 50)[0], progress=False)
     with pytest.raises(ValueError, match="projection"):  # BERT has no gate projection
-        find_mlp_inputs(_tiny_bert(), projection="gate_proj")
-    with pytest.raises(ValueError, match="MLP layout"):
-        find_mlp_inputs(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+        capture_mlp_inputs(_tiny_bert(), _ids(1, 4, 50), projection="gate_proj", progress=False)
+    with pytest.raises(ValueError, match="stack"):
+        capture_mlp_inputs(_tiny_t5(), _ids(1, 4, 50), stack="middle", progress=False)
+    with pytest.raises(ValueError, match="Sequential has no supported FFN layout"):
+        capture_mlp_inputs(torch.nn.Sequential(torch.nn.Linear(2, 2)), _ids(1, 4, 50), progress=False)

@@ -97,15 +97,16 @@ def test_distribution_is_calibrated_once_and_inverts():
         Distribution(x).sparsity(-1.0)
 
 
-def test_mlp_parts_reproduce_the_mlp_llama_and_bert():
+def test_mlp_parts_of_the_found_blocks_reproduce_the_mlp_llama_and_bert():
     import torch
     from transformers import BertConfig, BertModel
 
     from moe_companion.heavy.activations import capture_mlp_inputs
-    from moe_companion.heavy.teal import mlp_parts
+    from moe_companion.heavy.ffn import find_ffns
+    from moe_companion.heavy.teal import MLPParts
 
     model, acts = _llama_and_acts()
-    parts = mlp_parts(model, 1)
+    parts = MLPParts.of(find_ffns(model)[1])
     x = torch.from_numpy(acts[1])
     with torch.no_grad():
         np.testing.assert_allclose(parts.forward(x)[0].numpy(), model.model.layers[1].mlp(x).numpy(), atol=1e-6)
@@ -122,7 +123,7 @@ def test_mlp_parts_reproduce_the_mlp_llama_and_bert():
     ).eval()
     ids = torch.from_numpy(np.random.default_rng(0).integers(0, 50, (2, 8)))
     bx = torch.from_numpy(capture_mlp_inputs(bert, ids, progress=False)[0])
-    bp = mlp_parts(bert, 0)
+    bp = MLPParts.of(find_ffns(bert)[0])
     layer = bert.encoder.layer[0]
     with torch.no_grad():
         manual = layer.output.dense(layer.intermediate(bx))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .. import _validate as v
+from .ffn import FFNBlock, find_ffns
 
 __all__ = [
     "ROUTERS",
@@ -21,7 +22,7 @@ __all__ = [
     "collect_ffn_inputs",
     "expert_labels_of",
     "expert_scores",
-    "find_ffns",
+    "moefiable_ffns",
     "moefy",
     "set_k",
     "topk_experts",
@@ -277,46 +278,27 @@ class MoEFFN(nn.Module):
 
 
 # ------------------------------------------------------------------------------ model surgery
-def find_ffns(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
-    """Locate the FFN blocks of a T5 (ReLU, non-gated) or BERT-style model.
+def moefiable_ffns(model: nn.Module) -> list[FFNBlock]:
+    """The FFN blocks of ``model`` (:func:`~moe_companion.heavy.ffn.find_ffns`), refusing those MoEfication can't split.
 
-    Returns
-    -------
-    list of (name, parent, kind)
-        ``kind = "t5"``: ``parent`` is a ``T5LayerFF`` whose ``DenseReluDense`` (``wi``, ``wo``,
-        ``act``) is replaced; ``kind = "bert"``: ``parent`` is a ``BertLayer``-like module whose
-        ``intermediate`` (``dense``, ``intermediate_act_fn``) becomes the MoEfied FFN (including
-        the output projection) and whose ``output.dense`` becomes the identity.
+    Supported: the ReLU T5 FFN (``kind = "t5"``: ``DenseReluDense`` is replaced) and the BERT-style one
+    (``kind = "bert"``: ``intermediate`` becomes the MoEfied FFN, including the output projection, and
+    ``output.dense`` the identity).  Raises ``ValueError`` naming ``model`` for a gated FFN (gated T5,
+    Llama) and for a block that is already MoEfied.
     """
-    found = []
-    for name, mod in model.named_modules():
-        ffn = getattr(mod, "DenseReluDense", None)
-        if ffn is not None:
-            if hasattr(ffn, "wi_0") or not (hasattr(ffn, "wi") and hasattr(ffn, "wo")):
-                raise ValueError(
-                    f"model has a gated T5 FFN at {name!r} (wi_0/wi_1); only the ReLU "
-                    "T5DenseActDense (t5-base) is supported"
-                )
-            found.append((name, mod, "t5"))
-        elif isinstance(ffn, MoEFFN):
-            found.append((name, mod, "t5"))
-        inter = getattr(mod, "intermediate", None)
-        out = getattr(mod, "output", None)
-        if (
-            inter is not None
-            and out is not None
-            and ((hasattr(inter, "dense") and hasattr(inter, "intermediate_act_fn")) or isinstance(inter, MoEFFN))
-        ):
-            found.append((name, mod, "bert"))
-    return found
-
-
-def _ffn_weights(parent: nn.Module, kind: str):
-    if kind == "t5":
-        f = parent.DenseReluDense
-        return f.wi.weight, getattr(f.wi, "bias", None), f.wo.weight, getattr(f.wo, "bias", None), f.act
-    inter, out = parent.intermediate, parent.output
-    return inter.dense.weight, inter.dense.bias, out.dense.weight, out.dense.bias, inter.intermediate_act_fn
+    blocks = find_ffns(model)
+    for b in blocks:
+        if b.kind == "t5-gated":
+            raise ValueError(
+                f"model has a gated T5 FFN at {b.path!r} (wi_0/wi_1); only the ReLU T5DenseActDense (t5-base) is supported"
+            )
+        if b.kind == "llama":
+            raise ValueError(
+                f"model has a gated Llama-style MLP at {b.path!r}; only T5 (ReLU) and BERT-style FFNs can be MoEfied"
+            )
+        if b.moefied:
+            raise ValueError(f"model's FFN {b.path!r} is already MoEfied")
+    return blocks
 
 
 def moefy(model: nn.Module, labels: dict, k: int, router: str = "ground_truth") -> list[MoEFFN]:
@@ -325,36 +307,27 @@ def moefy(model: nn.Module, labels: dict, k: int, router: str = "ground_truth") 
     Parameters
     ----------
     model : T5 (ReLU) or BERT-style transformers model
-    labels : dict name -> array of int, shape (d_ff,)
-        Expert of each neuron per FFN, keyed by the names of :func:`find_ffns` (see
-        :func:`moe_companion.heavy.moefication.cluster_model`).
+        See :func:`moefiable_ffns`.
+    labels : dict path -> array of int, shape (d_ff,)
+        Expert of each neuron per FFN, keyed by the block paths (``FFNBlock.path``) of
+        :func:`~moe_companion.heavy.ffn.find_ffns` (see :func:`moe_companion.heavy.moefication.cluster_model`).
     k : int
         Active experts per token.
     router : {"ground_truth", "mlp"}
     """
     router = v.check_choice(router, "router", ROUTERS)
-    ffns = find_ffns(model)
-    if not ffns:
-        raise ValueError("model has no T5 or BERT-style FFN to MoEfy")
-    missing = [n for n, _, _ in ffns if n not in labels]
+    blocks = moefiable_ffns(model)
+    missing = [b.path for b in blocks if b.path not in labels]
     if missing:
         raise ValueError(f"labels has no entry for FFN(s) {missing[:3]}")
     moes = []
-    for name, parent, kind in ffns:
-        if (
-            kind == "t5"
-            and isinstance(parent.DenseReluDense, MoEFFN)
-            or kind == "bert"
-            and isinstance(parent.intermediate, MoEFFN)
-        ):
-            raise ValueError(f"FFN {name!r} is already MoEfied")
-        w_in, b_in, w_out, b_out, act = _ffn_weights(parent, kind)
-        moe = MoEFFN(w_in, b_in, w_out, b_out, act, labels[name], k, router)
-        if kind == "t5":
-            parent.DenseReluDense = moe
+    for b in blocks:
+        moe = MoEFFN(b.up.weight, b.up.bias, b.down.weight, b.down.bias, b.activation, labels[b.path], k, router)
+        if b.kind == "t5":
+            b.parent.DenseReluDense = moe
         else:
-            parent.intermediate = moe
-            parent.output.dense = nn.Identity()
+            b.parent.intermediate = moe
+            b.parent.output.dense = nn.Identity()
         moes.append(moe)
     return moes
 
@@ -370,11 +343,12 @@ def set_k(model: nn.Module, k: int) -> None:
 
 
 def expert_labels_of(model: nn.Module) -> dict:
-    """``{ffn name: labels}`` of a MoEfied model."""
-    return {
-        name: (p.DenseReluDense if kind == "t5" else p.intermediate).labels.numpy()
-        for name, p, kind in find_ffns(model)
-    }
+    """``{block path: labels}`` of a MoEfied model (raises ``ValueError`` naming ``model`` if a block is dense)."""
+    blocks = find_ffns(model)
+    dense = [b.path for b in blocks if not b.moefied]
+    if dense:
+        raise ValueError(f"model must be MoEfied, but its FFN(s) {dense[:3]} are dense")
+    return {b.path: b.moe.labels.numpy() for b in blocks}
 
 
 @torch.no_grad()

@@ -1,14 +1,9 @@
 """Capture the input activations of the MLP's up projection with forward pre-hooks.
 
-Supported layouts (found by module name, so any model that follows them works):
-
-================  ===========================================  ============================
-family            module whose *input* is captured               example models
-================  ===========================================  ============================
-Llama-style       ``layers.<i>.mlp.up_proj`` (or ``gate_proj``)  Llama-2/3, Mistral, Qwen
-BERT-style        ``layer.<i>.intermediate.dense``               BERT, MiniLM
-T5-style          ``block.<i>.layer.<j>.DenseReluDense.wi``      T5 (``wi_1``/``wi_0`` if gated)
-================  ===========================================  ============================
+The MLP blocks are those of :func:`moe_companion.heavy.ffn.find_ffns` (Llama-, BERT- and T5-style); the
+captured tensor is the input of the block's ``up`` projection (Llama ``up_proj``, BERT
+``intermediate.dense``, T5 ``wi``, or ``wi_1`` when gated) or, equivalently, of its ``gate``
+(Llama ``gate_proj``, gated T5 ``wi_0``).
 
 In Llama ``up_proj`` and ``gate_proj`` read the same tensor (the output of
 ``post_attention_layernorm``); in BERT it is the output of the attention block's LayerNorm; in T5
@@ -18,62 +13,14 @@ projection (tests compare it with a manual computation).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import numpy as np
 
 from .. import _validate as v
+from .ffn import find_ffns
 
-__all__ = ["capture_mlp_inputs", "find_mlp_inputs"]
-
-_LLAMA = re.compile(r"(?:^|\.)layers\.(\d+)\.mlp\.(up_proj|gate_proj)$")
-_BERT = re.compile(r"(?:^|\.)layer\.(\d+)\.intermediate\.dense$")
-_T5 = re.compile(r"(?:^|\.)(encoder|decoder)\.block\.(\d+)\.layer\.\d+\.DenseReluDense\.(wi|wi_0|wi_1)$")
-
-
-def find_mlp_inputs(model, projection: str = "up_proj", stack: str = "encoder") -> dict[int, object]:
-    """Map layer index -> the linear module whose input is the MLP input.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A transformers model (or any module with the names of the table above).
-    projection : {"up_proj", "gate_proj"}
-        Which Llama projection (same input tensor); for T5 ``up_proj`` means ``wi_1`` when the FFN
-        is gated (``wi_0`` for ``gate_proj``) and ``wi`` otherwise; BERT has one (``intermediate.dense``).
-    stack : {"encoder", "decoder"}
-        For encoder-decoder (T5) models, which stack.
-
-    Raises
-    ------
-    ValueError
-        If no supported MLP layout is found.
-    """
-    v.check_choice(projection, "projection", ("up_proj", "gate_proj"))
-    v.check_choice(stack, "stack", ("encoder", "decoder"))
-    llama, bert, t5 = {}, {}, {}
-    for name, module in model.named_modules():
-        if (m := _LLAMA.search(name)) and m.group(2) == projection:
-            llama[int(m.group(1))] = module
-        elif m := _BERT.search(name):
-            bert[int(m.group(1))] = module
-        elif (m := _T5.search(name)) and m.group(1) == stack:
-            t5.setdefault(int(m.group(2)), {})[m.group(3)] = module
-    if llama:
-        return dict(sorted(llama.items()))
-    if bert:
-        if projection == "gate_proj":
-            raise ValueError(
-                "projection must be 'up_proj' for a BERT-style MLP (intermediate.dense, no gate), got 'gate_proj'"
-            )
-        return dict(sorted(bert.items()))
-    if t5:
-        want = "wi_1" if projection == "up_proj" else "wi_0"
-        return {i: mods.get(want, mods.get("wi")) for i, mods in sorted(t5.items())}
-    raise ValueError(
-        f"model has no supported MLP layout (Llama up_proj, BERT intermediate.dense, T5 wi): {type(model).__name__}"
-    )
+__all__ = ["capture_mlp_inputs"]
 
 
 def capture_mlp_inputs(
@@ -92,13 +39,15 @@ def capture_mlp_inputs(
     Parameters
     ----------
     model : torch.nn.Module
-        See :func:`find_mlp_inputs`.
+        A model with a layout of :func:`moe_companion.heavy.ffn.find_ffns`.
     input_ids : torch.LongTensor, shape (n_seq, seq_len)
         Token ids (e.g. from :func:`moe_companion.heavy.data.token_stream`); no padding.
     layers : iterable of int, optional
         Layer indices to capture (default: all).
-    projection, stack : str
-        See :func:`find_mlp_inputs`.
+    projection : {"up_proj", "gate_proj"}
+        Which projection's input (the same tensor); ``"gate_proj"`` needs a gated MLP (Llama, gated T5).
+    stack : {"encoder", "decoder"}
+        For encoder-decoder (T5) models, which stack (ignored for single-stack models).
     batch_size : int
         Sequences per forward pass.
     progress : bool
@@ -112,7 +61,7 @@ def capture_mlp_inputs(
     import torch
     from tqdm import tqdm
 
-    modules = find_mlp_inputs(model, projection, stack)
+    modules = {b.layer: b.input_module(projection) for b in find_ffns(model, stack=stack)}
     layers = sorted(modules) if layers is None else [v.check_int(i, "layers[i]", lower=0) for i in layers]
     missing = [i for i in layers if i not in modules]
     if missing:

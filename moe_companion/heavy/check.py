@@ -383,8 +383,8 @@ def _dry_moefication(p, n_layers: int, seq: int) -> DryRun:
     out.stages.append(
         Stage("build random model", f"{n_layers} of {spec.n_layers} layers per stack", secs, peak, "host", 0, 0, 0)
     )
-    ffns = ml.find_ffns(model)
-    w_in = ml._ffn_weights(ffns[0][1], ffns[0][2])[0].detach().double().numpy()
+    ffns = ml.moefiable_ffns(model)
+    w_in = ffns[0].up.weight.detach().double().numpy()
     w = w_in / np.linalg.norm(w_in, axis=1, keepdims=True)
     _, secs, peak = _timed(lambda: balanced_kmeans(w, p["n_experts"], n_iter=1, seed=0))
     out.stages.append(
@@ -401,7 +401,7 @@ def _dry_moefication(p, n_layers: int, seq: int) -> DryRun:
     )
     rng = np.random.default_rng(0)
     size = spec.d_ff // p["n_experts"]
-    labels = {name: rng.permutation(np.repeat(np.arange(p["n_experts"]), size)) for name, _, _ in ffns}
+    labels = {b.path: rng.permutation(np.repeat(np.arange(p["n_experts"]), size)) for b in ffns}
     ml.moefy(model, labels, p["n_experts"], p["router"])
     ml.set_k(model, max(p["ks"]))
     seq = min(seq, p["max_length"])

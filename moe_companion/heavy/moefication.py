@@ -73,7 +73,6 @@ _LAZY = {
     "MLPRouter",
     "moefy",
     "set_k",
-    "find_ffns",
     "train_mlp_router",
     "expert_scores",
     "topk_experts",
@@ -207,21 +206,22 @@ def cluster_model(model, n_experts: int, *, n_iter: int = 15, seed: int = 0, pro
     Returns
     -------
     dict name -> ndarray of int, shape (d_ff,)
-        Keyed by the FFN names of :func:`find_ffns` (the argument ``labels`` of :func:`moefy`).
+        Keyed by the block paths of :func:`moe_companion.heavy.ffn.find_ffns` (the argument ``labels`` of
+        :func:`moefy`); ``model`` must be MoEfiable (see :func:`moe_companion.heavy._moe_layers.moefiable_ffns`).
     """
     from . import _moe_layers as ml
 
     out = {}
-    ffns = ml.find_ffns(model)
-    it = ffns
+    blocks = ml.moefiable_ffns(model)
+    it = blocks
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(ffns, desc="balanced k-means per FFN")
-    for name, parent, kind in it:
-        w_in = ml._ffn_weights(parent, kind)[0].detach().double().cpu().numpy()
+        it = tqdm(blocks, desc="balanced k-means per FFN")
+    for b in it:
+        w_in = b.up.weight.detach().double().cpu().numpy()
         w = w_in / np.maximum(np.linalg.norm(w_in, axis=1, keepdims=True), 1e-12)
-        out[name] = balanced_kmeans(w, n_experts, n_iter=n_iter, seed=seed)
+        out[b.path] = balanced_kmeans(w, n_experts, n_iter=n_iter, seed=seed)
     return out
 
 

@@ -47,7 +47,6 @@ __all__ = [
     "calibrate",
     "fit_threshold",
     "fit_thresholds",
-    "mlp_parts",
     "prune",
     "realised_sparsity",
 ]
@@ -161,6 +160,21 @@ class MLPParts:
     modules: Mapping[str, object]
     act: object
 
+    @classmethod
+    def of(cls, block) -> MLPParts:
+        """The parts of a Llama- or BERT-style :class:`~moe_companion.heavy.ffn.FFNBlock` (residual and norm left out)."""
+        if block.kind not in ("llama", "bert") or block.moefied:
+            what = "MoEfied" if block.moefied else f"{block.kind!r}"
+            raise ValueError(
+                f"block must be a Llama- or BERT-style MLP for TEAL thresholds, got the {what} FFN at {block.path!r}"
+            )
+        mods = {"up": block.up, "down": block.down}
+        if block.gate is not None:
+            mods = {"gate": block.gate, **mods}
+        return cls(
+            block.kind, tuple(mods), {k: float(m.weight.numel()) for k, m in mods.items()}, mods, block.activation
+        )
+
     def forward(self, x, thresholds: Mapping[str, float] | None = None):
         """MLP output for input ``x`` (torch tensor), each projection's input pruned at its threshold.
 
@@ -179,33 +193,6 @@ class MLPParts:
         else:
             h = self.act(m["up"](cut(x, "up")))
         return m["down"](cut(h, "down")), h
-
-
-def mlp_parts(model, layer: int) -> MLPParts:
-    """The :class:`MLPParts` of ``layer`` (Llama- or BERT-style MLP; the residual and LayerNorm left out)."""
-    from .activations import find_mlp_inputs
-
-    mods = find_mlp_inputs(model)
-    if layer not in mods:
-        raise ValueError(f"layer must be one of {sorted(mods)}, got {layer}")
-    for name, module in model.named_modules():
-        if module is mods[layer]:
-            parent = model.get_submodule(name.rsplit(".", 1)[0])
-            break
-
-    def count(mod):
-        return float(mod.weight.numel())
-
-    if hasattr(parent, "gate_proj") and hasattr(parent, "down_proj"):  # Llama MLP
-        mods = {"gate": parent.gate_proj, "up": parent.up_proj, "down": parent.down_proj}
-        return MLPParts("llama", ("gate", "up", "down"), {k: count(m) for k, m in mods.items()}, mods, parent.act_fn)
-    block = model.get_submodule(name.rsplit(".", 2)[0])  # BERT: parent is `intermediate`, sibling `output`
-    if hasattr(parent, "intermediate_act_fn") and hasattr(block, "output"):
-        mods = {"up": parent.dense, "down": block.output.dense}
-        return MLPParts(
-            "bert", ("up", "down"), {k: count(m) for k, m in mods.items()}, mods, parent.intermediate_act_fn
-        )
-    raise ValueError(f"TEAL thresholds support Llama- and BERT-style MLPs, not {type(model).__name__}")
 
 
 @dataclass(frozen=True)
@@ -321,8 +308,16 @@ class MLPThresholds:
 
 
 def calibrate(model, layer: int, calib, *, method: str = "exact", n_bins: int = 4096) -> MLPThresholds:
-    """:class:`MLPThresholds` of ``layer`` of ``model`` from its calibration MLP inputs ``calib``."""
-    return MLPThresholds(mlp_parts(model, layer), calib, method=method, n_bins=n_bins)
+    """:class:`MLPThresholds` of ``layer`` of ``model`` from its calibration MLP inputs ``calib``.
+
+    ``model`` has a Llama- or BERT-style MLP (see :func:`moe_companion.heavy.ffn.find_ffns`).
+    """
+    from .ffn import find_ffns
+
+    blocks = {b.layer: b for b in find_ffns(model, stack="encoder")}
+    if layer not in blocks:
+        raise ValueError(f"layer must be one of {sorted(blocks)}, got {layer}")
+    return MLPThresholds(MLPParts.of(blocks[layer]), calib, method=method, n_bins=n_bins)
 
 
 def allocation_sparsities(
