@@ -99,8 +99,15 @@
         height: L.height || (gd._fullLayout && gd._fullLayout.height) || 450,
         margin: Object.assign({}, (gd._fullLayout && gd._fullLayout.margin) || {}, L.margin || {}),
         legend: Object.assign({}, L.legend || {}),
-        sliders: (L.sliders || []).map(s => ({ x: s.x, len: s.len, font: s.font ? Object.assign({}, s.font) : null })),
+        sliders: (L.sliders || []).map(s => ({ x: s.x, len: s.len, font: s.font ? Object.assign({}, s.font) : null,
+                                                pad: Object.assign({}, s.pad || {}) })),
+        ticks: {},
       };
+      for (const ax of axisKeys(gd)) {
+        const a = L[ax] || {};
+        const saved = (gd.__moeWide.ticks[ax] = {});
+        for (const k of ["tickmode", "tickvals", "ticktext", "tickangle"]) saved[`${ax}.${k}`] = a[k] === undefined ? null : a[k];
+      }
     }
     const W = gd.__moeWide;
     const u = {};
@@ -113,13 +120,23 @@
       // the title starts below the modebar's row (which would cover it on a phone)
       u["title.y"] = 1 - 30 / W.height; u["title.yref"] = "container"; u["title.yanchor"] = "top";
       u["title.x"] = 0; u["title.xref"] = "container"; u["title.xanchor"] = "left"; u["title.pad.l"] = 4;
+      // a colour bar lies across the top of the plot, under the title (see narrowTrace): the figure grows by it
       u["margin.t"] = lines.length ? 40 + 19 * lines.length : 36;
+      if (hasColorbar(gd)) { u.height = W.height + COLORBAR_ROOM; gd.__moeBarTop = 1 - (u["margin.t"] + 14) / u.height; }
       u["margin.l"] = 8; u["margin.r"] = 8;
       u.legend = Object.assign({}, W.legend, { orientation: "h", x: 0, xanchor: "left", xref: "container",
                                                y: 0, yanchor: "bottom", yref: "container", font: { size: 11 } });
       // smaller tick labels and axis titles leave the plot area >= 300 px on a 390 px phone
       for (const ax of axisKeys(gd)) {
-        u[ax + ".tickfont.size"] = 10; u[ax + ".title.font.size"] = 12; u[ax + ".title.standoff"] = 4;
+        u[ax + ".tickfont.size"] = 10; u[ax + ".title.font.size"] = 12;
+        // (a standoff on an axis without tick labels puts its title inside the plot)
+        if (gd._fullLayout[ax].showticklabels !== false) u[ax + ".title.standoff"] = 4;
+        // long category labels (a bar chart's model names) wrap on a few lines instead of slanting off the side
+        const cats = (gd._fullLayout[ax] || {})._categories || [];
+        if (ax[0] === "x" && gd._fullLayout[ax].type === "category" && cats.some(c => String(c).length > 8)) {
+          u[ax + ".tickmode"] = "array"; u[ax + ".tickvals"] = cats.slice(); u[ax + ".tickangle"] = 0;
+          u[ax + ".ticktext"] = cats.map(c => wrap(String(c), 11).join("<br>"));
+        }
       }
       (L.sliders || []).forEach((s, k) => {
         u[`sliders[${k}].x`] = 0; u[`sliders[${k}].len`] = 1; u[`sliders[${k}].font.size`] = 10;
@@ -128,14 +145,65 @@
       u["title.text"] = W.title; u["title.font.size"] = null;
       for (const ax of axisKeys(gd)) {
         u[ax + ".tickfont.size"] = null; u[ax + ".title.font.size"] = null; u[ax + ".title.standoff"] = null;
+        if (W.ticks[ax]) Object.assign(u, W.ticks[ax]);
       }
       for (const k of ["y", "yref", "yanchor", "x", "xref", "xanchor", "pad.l"]) u["title." + k] = null;
       u.margin = Object.assign({}, W.margin); u.legend = Object.assign({}, W.legend); u.height = W.height;
       W.sliders.forEach((s, k) => {
         u[`sliders[${k}].x`] = s.x === undefined ? null : s.x; u[`sliders[${k}].len`] = s.len === undefined ? null : s.len;
         u[`sliders[${k}].font.size`] = s.font && s.font.size !== undefined ? s.font.size : null;
+        u[`sliders[${k}].pad.t`] = s.pad.t === undefined ? null : s.pad.t;
       });
     }
+    return u;
+  }
+
+  // ------------------------------------------------------------------ narrow screens: the traces
+  // On a phone a colour bar lies across the top of the plot instead of taking 80-160 px at its side, and long
+  // legend entries wrap (a horizontal legend cannot wrap an entry wider than the figure).
+  const COLORBAR_TYPES = new Set(["heatmap", "contour", "histogram2d", "histogram2dcontour"]);
+  const COLORBAR_ROOM = 64;
+  function hasColorbar(gd) {
+    return gd.data.some(t => COLORBAR_TYPES.has(t.type) && t.showscale !== false);
+  }
+  function narrowTrace(t, width, barTop) {
+    let out = t;
+    if (COLORBAR_TYPES.has(t.type)) {
+      const cb = t.colorbar || {};
+      out = Object.assign({}, t, { colorbar: Object.assign({}, cb, {
+        // (in container coordinates: plotly keeps the plot below it; in paper coordinates it would pull the
+        // x-axis title into the plot)
+        orientation: "h", x: 0.5, xanchor: "center", xref: "paper", y: barTop, yanchor: "top", yref: "container",
+        ypad: 24, len: 1, lenmode: "fraction", thickness: 10, tickfont: { size: 10 },  // room for a subplot title below
+        title: Object.assign({}, cb.title || {}, { side: "top", font: { size: 11 } }) }) });
+    }
+    const chars = Math.max(16, Math.floor((width - 60) / 6.2));
+    if (typeof t.name === "string" && t.name.replace(/<[^>]+>/g, "").length > chars) {
+      out = Object.assign({}, out, { name: wrap(t.name.replace(/<br\s*\/?>/gi, " "), chars).join("<br>") });
+    }
+    return out;
+  }
+  function traceUpdate(gd, narrow, width) {
+    // the traces as built (for a fast slider figure: its whole table), changed for a phone or restored
+    const S = gd.__moeFast;
+    if (!gd.__moeWideTraces) gd.__moeWideTraces = S ? S.base : gd.data.map(t => Object.assign({}, t));
+    const wide = gd.__moeWideTraces;
+    const now = narrow ? wide.map(t => narrowTrace(t, width, gd.__moeBarTop || 0.9)) : wide;
+    if (now.every((t, k) => t === wide[k]) && !gd.__moeTracesNarrow) return null;
+    gd.__moeTracesNarrow = narrow;
+    if (S) { S.base = now; S.style = now.map(styleOf); return tracesAt(S, S.i, S.j); }
+    return now.map((t, k) => Object.assign({}, t, { visible: gd.data[k].visible }));
+  }
+
+  function sliderRoom(gd) {
+    // the x-axis title (pushed down by tick labels) must not run into the sliders' captions below it
+    const title = gd.querySelector("g.g-xtitle text, text.xtitle");
+    const first = gd.querySelector("g.slider-group");
+    if (!title || !first) return null;
+    const overlap = Math.ceil(title.getBoundingClientRect().bottom + 6 - first.getBoundingClientRect().top);
+    if (overlap <= 0) return null;
+    const u = { "margin.b": gd._fullLayout.margin.b + overlap, height: gd._fullLayout.height + overlap };
+    gd._fullLayout.sliders.forEach((sl, k) => { u[`sliders[${k}].pad.t`] = (sl.pad.t || 0) + overlap; });
     return u;
   }
 
@@ -144,7 +212,9 @@
     const W = gd.__moeWide;
     const fl = gd._fullLayout;
     if (!W || !fl || !fl.showlegend || !fl.legend) return null;
-    const h = Math.ceil(fl.legend._height || 0);
+    const box = gd.querySelector("g.legend");
+    // the drawn box: plotly's own height misses the extra lines of wrapped entries in a horizontal legend
+    const h = Math.ceil(Math.max(fl.legend._height || 0, box ? box.getBoundingClientRect().height : 0));
     if (!h) return null;
     const b = (W.margin.b || 80) + h + 8;
     const t = (gd.layout.margin && gd.layout.margin.t) || 40;
@@ -153,23 +223,64 @@
     return { "margin.b": b, height: height };
   }
 
+  // a copy of a layout with a relayout-style update applied ("a.b", "sliders[0].x" keys; null deletes)
+  function withUpdate(layout, u) {
+    const out = structuredClone(layout);
+    for (const [key, value] of Object.entries(u)) {
+      const parts = key.replace(/\[(\d+)\]/g, ".$1").split(".");
+      let node = out;
+      for (const part of parts.slice(0, -1)) {
+        if (node[part] === undefined || node[part] === null) node[part] = {};
+        node = node[part];
+      }
+      const leaf = parts[parts.length - 1];
+      if (value === null) delete node[leaf]; else node[leaf] = value;
+    }
+    return out;
+  }
+
   function fit(gd, force) {
     if (!gd._fullLayout) return Promise.resolve();
     const width = gd.parentElement ? gd.parentElement.clientWidth : gd.clientWidth;
     const narrow = width > 0 && width < NARROW;
     const u = {};
     // a wide figure in the light theme is left exactly as built (no relayout at load)
+    let traces = null;
     if (narrow !== !!gd.__moeNarrow || (narrow && (force || Math.abs(width - (gd.__moeWidth || 0)) > 40))) {
       Object.assign(u, narrowUpdate(gd, width));
+      traces = traceUpdate(gd, narrow, width);
       gd.__moeNarrow = narrow; gd.__moeWidth = width;
     }
     const dark = isDark();
     if (dark !== !!gd.__moeDark) { Object.assign(u, themeUpdate(gd, dark)); gd.__moeDark = dark; }
     if (!Object.keys(u).length) return Promise.resolve();
-    return P.relayout(gd, u).then(() => {
-      const more = narrow ? legendRoom(gd) : null;
-      return more ? P.relayout(gd, more) : null;
-    });
+    let draw;
+    if (traces) {
+      // new traces and the layout around them in one redraw (colour bar, margins and tick fonts decided together)
+      // plotly (3.8) keeps a vertical colour bar's ticks and its margin push when the bar turns horizontal (a
+      // horizontal bar in container coordinates reserves its room instead): drop both first
+      gd.querySelectorAll("g.colorbar").forEach(n => n.remove());
+      const pushes = gd._fullLayout._pushmargin || {};
+      for (const id of Object.keys(pushes)) if (id.startsWith("cb")) delete pushes[id];
+      draw = P.react(gd, traces, withUpdate(gd.layout, u));
+    } else {
+      draw = P.relayout(gd, u);
+    }
+    return draw
+      .then(() => {
+        const more = narrow ? legendRoom(gd) : null;
+        return more ? P.relayout(gd, more) : null;
+      })
+      .then(() => {
+        const more = narrow ? sliderRoom(gd) : null;
+        return more ? P.relayout(gd, more) : null;
+      })
+      .then(() => {
+        // the div and its wrapper keep the height they were written with (style="height: ...px"): they follow
+        // the figure's, or the figure's bottom would be cut off
+        if (!gd._fullLayout) return;
+        for (const el of [gd, gd.parentElement]) if (el && el.style.height) el.style.height = gd._fullLayout.height + "px";
+      });
   }
 
 
