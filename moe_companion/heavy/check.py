@@ -78,9 +78,10 @@ def _tokenizers_of(name: str, p: Mapping[str, Any]) -> list[str]:
     return [p["tokenizer"]] if name == "moe_pretraining" else []
 
 
-#: Paper-profile time on one GPU (hours) extrapolated by :func:`dry_run` (--layers 2) on this project's 2-core CPU
-#: machine (see the README); shown by ``heavy check`` before any dry run.
-PAPER_HOURS = {"modular_structure": 0.9, "moefication_noise": 0.2, "linear_probes": 0.8, "moe_pretraining": 12.0}
+#: Paper-profile time on one GPU (hours), printed by :func:`dry_run` (``heavy check NAME --profile paper --dry-run``,
+#: 2 layers) on this project's 2-core CPU on 2026-12-02. Modular structure is host-bound: its 1200 analysis units
+#: (clustering and three nulls of a 4096 x 4096 sample, about 100 s each here) run on the CPU, not the GPU.
+PAPER_HOURS = {"modular_structure": 34.0, "moefication_noise": 0.2, "linear_probes": 0.4, "moe_pretraining": 40.0}
 
 
 def requirements(name: str, profile: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -292,8 +293,13 @@ def _dry_modular(p, n_layers: int, seq: int) -> DryRun:
     import torch
 
     from .activations import capture_mlp_inputs
-    from .modular import analyse_unit
+    from .modular import _groups, _units, analyse_unit
     from .registry import get_model, random_model
+
+    def per_token(spec) -> int:
+        if spec.family == "llama":
+            return 2 * _llama_layer_params(spec)
+        return 2 * (4 * spec.hidden**2 + 2 * spec.hidden * spec.d_ff)
 
     spec = get_model(p["model"])
     n_layers = min(n_layers, spec.n_layers)
@@ -304,67 +310,52 @@ def _dry_modular(p, n_layers: int, seq: int) -> DryRun:
     out.stages.append(Stage("build random model", f"{n_layers} of {spec.n_layers} layers", secs, peak, "host", 0, 0, 0))
     seq = min(seq, p["seq_len"])
     ids = torch.randint(0, spec.vocab, (1, seq), generator=torch.Generator().manual_seed(0))
-    per_tok = (
-        2 * _llama_layer_params(spec)
-        if spec.family == "llama"
-        else 2 * (4 * spec.hidden**2 + 2 * spec.hidden * spec.d_ff)
-    )
     acts, secs, peak = _timed(
         lambda: capture_mlp_inputs(
-            model, ids, layers=list(range(n_layers)), projection=p["projection"], batch_size=1, progress=False
+            model, ids, layers=list(range(n_layers)), projection="up_proj", batch_size=1, progress=False
         )
     )
-    n_paper_tok = p["n_tokens"] + p["n_calib_tokens"]
-    last = max(p["layers"]) + 1
+    # every model of the chapter (Figs. 7/10, 8 and 9) reads the same tokens up to its deepest analysed layer;
+    # the forward pass is timed on the first and scaled to the others by their FLOPs
+    n_paper_tok = p["n_calib_tokens"] + p["n_samples"] * p["n_tokens"]
+    deepest: dict[str, int] = {}
+    for name, _, layers, _ in _groups(p):
+        if layers:
+            deepest[name] = max(deepest.get(name, 0), max(layers) + 1)
+    paper_flops = sum(per_token(get_model(m)) * n_paper_tok * last for m, last in deepest.items())
     out.stages.append(
         Stage(
             "forward + capture",
-            f"{seq} tokens x {n_layers} layers",
+            f"{seq} tokens x {n_layers} layers ({', '.join(deepest)})",
             secs,
             peak,
             "model",
-            per_tok * seq * n_layers,
-            per_tok * n_paper_tok * last,
+            per_token(spec) * seq * n_layers,
+            paper_flops,
             1,
             "bf16",
         )
     )
-    # the analysis runs at the paper's size: captured rows resampled (with a little jitter) to n_tokens rows
+    # one unit at the paper's size: captured rows resampled (with a little jitter) to n_tokens rows, pruned at
+    # the magnitude threshold of the middle sparsity
     rng = np.random.default_rng(0)
     x0 = acts[0]
     x = (
         x0[rng.integers(0, x0.shape[0], p["n_tokens"])] * (1 + 0.01 * rng.standard_normal((p["n_tokens"], x0.shape[1])))
     ).astype(np.float32)
-    n_units = len(p["layers"]) * len(p["sparsities"])
+    sparsity = p["sparsities"][len(p["sparsities"]) // 2]
+    threshold = float(np.quantile(np.abs(x), sparsity))
+    n_units = len(_units(p))
     _, secs, peak = _timed(
-        lambda: analyse_unit(
-            x,
-            x,
-            p["sparsities"][len(p["sparsities"]) // 2],
-            n_blocks=p["n_blocks"],
-            n_shuffles=p["n_shuffles"],
-            heatmap_cells=p["heatmap_cells"],
-            threshold_method=p["threshold_method"],
-            seed=0,
-        )
+        lambda: analyse_unit(x, threshold, n_blocks=p["n_blocks"], heatmap_cells=p["heatmap_cells"], seed=0)
     )
     out.stages.append(
-        Stage(
-            "one (layer, sparsity) unit",
-            f"{x.shape[0]} tokens x {x.shape[1]} features",
-            secs,
-            peak,
-            "host",
-            0,
-            0,
-            n_units,
-        )
+        Stage("one analysis unit", f"{x.shape[0]} tokens x {x.shape[1]} features", secs, peak, "host", 0, 0, n_units)
     )
     out.note = (
         f"{n_units} analysis units at full size ({x0.shape[0]} captured tokens resampled to {p['n_tokens']}); "
-        f"n_blocks={p['n_blocks']}, n_shuffles={p['n_shuffles']}"
+        f"n_blocks={p['n_blocks']}, three nulls per unit"
     )
-
     return out
 
 
@@ -584,16 +575,23 @@ _DRY = {
 
 
 def dry_run(
-    name: str, profile: str = "paper", *, n_layers: int = 2, seq: int = 128, threads: int | None = None
+    name: str,
+    profile: str = "paper",
+    *,
+    n_layers: int = 2,
+    seq: int = 128,
+    threads: int | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> DryRun:
     """Build ``name``'s ``profile`` models with random weights (``n_layers`` blocks) and time one unit per stage.
 
     Nothing is downloaded: configs come from :mod:`moe_companion.heavy.registry`, inputs are random
-    token ids.  ``seq`` caps the sample sequence length.  Runs on the CPU.
+    token ids.  ``seq`` caps the sample sequence length; ``params`` overrides profile values (validated as
+    for a run), e.g. a smaller ``n_tokens`` for a quick check.  Runs on the CPU.
     """
     from .runner import resolve_params
 
-    p = resolve_params(name, profile)
+    p = resolve_params(name, profile, params)
     n_layers = v.check_int(n_layers, "n_layers", lower=1)
     seq = v.check_int(seq, "seq", lower=2)
     import torch
