@@ -9,6 +9,7 @@ sliders' current positions. Screenshots are saved under ``artifacts/screenshots/
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import urlparse
 
 import pytest
@@ -196,3 +197,46 @@ def test_page_in_browser(browser, site_url, page_path):
     context.close()
     assert not foreign, f"{page_path}: requests to non-local hosts: {foreign[:5]}"
     assert not errors, f"{page_path}: console errors: {errors[:5]}"
+
+
+def test_numbered_equations_are_referenced_across_chapters(browser, site_url):
+    """The key equations carry numbers, and the intro's cross-chapter references link to them with the same
+    number, on typeset maths."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{site_url}/book/intro.html", wait_until="load")
+    refs = page.evaluate(
+        "() => [...document.querySelectorAll('a[href*=\"#equation-\"]')].map(a => [a.getAttribute('href'), a.textContent.trim()])"
+    )
+    assert len(refs) >= 3, refs
+    for href, label in refs:
+        assert re.fullmatch(r"\(\d+\)", label), f"reference {href} reads {label!r}"
+        page.goto(f"{site_url}/book/{href}", wait_until="load")
+        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+        page.evaluate("MathJax.startup.promise")
+        anchor = href.split("#", 1)[1]
+        shown = page.evaluate(
+            """(id) => { const el = document.getElementById(id); if (!el) return null;
+              const n = el.querySelector('.eqno'); return [n ? n.textContent.replace('#', '').trim() : null,
+                                                          !!el.querySelector('mjx-container')]; }""",
+            anchor,
+        )
+        assert shown is not None, f"{href}: no equation with id {anchor}"
+        assert shown[0] == label and shown[1], f"{href}: equation shows {shown}, the reference reads {label}"
+    context.close()
+
+
+def test_search_snippets_show_no_raw_tex(browser, site_url):
+    """The site's search finds the chapters, and its result snippets read as text: no TeX commands or $$."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{site_url}/search.html?q=noise+variance", wait_until="load")
+    page.wait_for_function("document.querySelectorAll('#search-results li p.context').length > 0", timeout=30000)
+    page.wait_for_timeout(1500)  # snippets are filled in as each page's text arrives
+    snippets = page.evaluate(
+        "() => [...document.querySelectorAll('#search-results li p.context')].map(p => p.textContent)"
+    )
+    assert len(snippets) >= 3, snippets
+    raw = [s for s in snippets if re.search(r"\\[A-Za-z]{2,}|\$\$|\\\(|\\\[", s)]
+    assert not raw, f"search snippets with raw TeX: {raw[:3]}"
+    context.close()
