@@ -17,7 +17,8 @@ Verdicts (about the paper's claim when there is one, else about the book's state
 ``depends``
     the claim turns on a reading or a regime, which the rule names.
 
-Chapter modules (:mod:`moe_companion.chapters`) build their findings with :func:`finding`; pages glue them
+Chapter modules (:mod:`moe_companion.chapters`) build their findings with :func:`finding` (and the calibration
+finding of a Monte Carlo overlay, one rule book-wide, with :func:`calibration`); pages glue them
 with :func:`publish` and quote numbers with ``{glue:text}`KEY:.3f```. :func:`registry` collects every
 chapter's findings (cached on disk, keyed on the package's source and the arguments) for the errata page and
 the ``python -m moe_companion findings`` command.
@@ -47,6 +48,9 @@ __all__ = [
     "agreement",
     "exact",
     "depends",
+    "EXPECTED_2SE",
+    "CALIBRATION_TOL",
+    "calibration",
     "publish",
     "table_markdown",
     "show",
@@ -324,6 +328,157 @@ def finding(
         raise ValueError(f"n_seeds must be a positive int or None, got {n_seeds!r}")
     verdict = rule.decide(value, uncertainty)
     return Finding(id, chapter, statement.strip(), paper_claim, value, uncertainty, n_seeds, rule, verdict)
+
+
+# ------------------------------------------------------------------------------------------ calibration
+#: Share of a standard normal within ±2: what a calibrated overlay's share within ±2 s.e. should be (s.e. from
+#: many draws; see ``dof`` of :func:`calibration` for an s.e. from a few replicates).
+EXPECTED_2SE = math.erf(math.sqrt(2.0))
+#: The book-wide tolerance on ``excess_2se = share_2se − expected_2se`` (see :func:`calibration`).
+CALIBRATION_TOL = 0.03
+
+
+def calibration(
+    id: str,
+    *,
+    figure: str,
+    closed,
+    mean,
+    se,
+    against: str = "its closed form",
+    dof: int | None = None,
+    paper_claim: str | None = None,
+    n_seeds: int | None = None,
+) -> Finding:
+    """The calibration finding of a figure's Monte Carlo overlay against its closed form, over all slider states.
+
+    The one calibration rule of the book: is the closed form within ±2 s.e. of the Monte Carlo estimate as
+    often as it should be (95.45 %, or ``2 T_dof(2) − 1`` for an s.e. from few replicates), neither less nor
+    more?
+
+    Parameters
+    ----------
+    id : str
+        The finding's id, ``"<chapter>.calibration_<figure>"``.
+    figure : str
+        The figure's name as the statement quotes it.
+    closed, mean, se : array_like of float, one shape ``(...)``
+        Every point of the overlay (all slider states and traces, in any shape, flattened): the closed form,
+        the Monte Carlo estimate and its standard error. Points where one of the three is not finite, or
+        ``se == 0``, are left out (and counted in ``value["left_out"]``).
+    against : str, optional
+        What the closed form is, as the statement names it.
+    dof : int or None, optional
+        Degrees of freedom of each s.e. when it is a sample standard deviation over a few replicates
+        (``reps − 1``): ``z`` then follows Student's t and the calibrated share is ``2 T_dof(2) − 1``
+        (0.8165 for 3 replicates). ``None`` (default): an s.e. from many draws, the normal 0.9545.
+    paper_claim : str or None, optional
+        The paper's words the finding tests, if any.
+    n_seeds : int or None, optional
+        Monte Carlo replicates behind each point, if one number.
+
+    Returns
+    -------
+    Finding
+        ``value`` holds ``share_2se`` and ``share_3se`` (shares of the points with
+        ``|mean − closed| <= 2 se``, resp. ``3 se``; 0.9545 and 0.9973 for a normal ``z``), ``points`` (used),
+        ``left_out``, ``max_abs_z`` (largest ``|mean − closed| / se``), ``expected_2se`` (the calibrated
+        share: 0.9545, or its Student-t value for ``dof``) and ``excess_2se`` (``share_2se −
+        expected_2se``, the tested quantity). ``uncertainty`` is the exact (Clopper–Pearson) 95 % interval
+        of ``share_2se``, shifted by ``−expected_2se``. The rule is ``agreement(CALIBRATION_TOL)`` on
+        ``excess_2se``.
+
+    Raises
+    ------
+    ValueError
+        If ``mean`` or ``se`` does not have the shape of ``closed``, if ``se`` has a negative entry, if no
+        point has a finite closed form, mean and s.e. with ``se > 0``, or if ``dof`` is not a positive int.
+    TypeError
+        If ``closed``, ``mean`` or ``se`` is not an array of real numbers.
+
+    Notes
+    -----
+    Why this rule. If the closed form is what the simulation estimates and the s.e. is right, ``z = (mean −
+    closed) / se`` is close to standard normal and ``share_2se`` estimates ``2 Φ(2) − 1 = 0.9545``. The test
+    is two-sided because miscalibration goes both ways: too few points within ±2 s.e. means a closed form
+    off the simulation (bias) or too small an s.e.; too many means too large an s.e. (error bars that would
+    hide a bias). It is an agreement (equivalence) rule: ``holds`` when the whole 95 % interval of the
+    excess lies within ``±CALIBRATION_TOL``, ``fails`` when it lies entirely outside, else ``inconclusive``
+    (too few points to tell). The tolerance 0.03 must stay below the head-room ``1 − 0.9545 = 0.0455``,
+    else a share of 1 (every point inside, however large the s.e.) could never fail; the band
+    ``[0.9245, 0.9845]`` is a true spread of the estimates between 0.83 and 1.13 times the stated s.e.
+    The share is binomial, bounded by 1 and skewed near it, so its interval is the exact Clopper–Pearson one
+    rather than a normal approximation (which spills over 1 and under-covers at a few dozen points). A
+    share, unlike a χ² of the ``z``, is not swayed by a few heavy-tailed points (a noisy s.e.). An s.e.
+    from a few replicates is itself noisy, so ``z`` is t-distributed and fewer points fall within ±2 s.e.
+    even for an exact closed form; ``dof`` sets the reference share accordingly (the head-room is then
+    larger, and the tolerance the same).
+
+    The interval treats the points as independent draws (a chapter seeds each slider state apart, e.g. with
+    ``chapters._common.state_seed``). At a share of 0.9545 it takes about 300 points to ``hold``, and
+    about 240, all inside, to ``fail`` on over-coverage; fewer give ``inconclusive``.
+    """
+    import numpy as np
+    from scipy.stats import beta, t
+
+    from .simulate import calibration as shares
+
+    if dof is not None and (isinstance(dof, bool) or not isinstance(dof, int) or dof < 1):
+        raise ValueError(f"dof must be a positive int or None, got {dof!r}")
+    expected = EXPECTED_2SE if dof is None else float(2 * t.cdf(2.0, dof) - 1)
+
+    arrays = {}
+    for name, x in (("closed", closed), ("mean", mean), ("se", se)):
+        try:
+            arrays[name] = np.asarray(x, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be an array of real numbers, got {x!r:.80}") from None
+    shape = arrays["closed"].shape
+    for name in ("mean", "se"):
+        if arrays[name].shape != shape:
+            raise ValueError(f"{name} must have the shape of closed {shape}, got {arrays[name].shape}")
+    c, m, s = (arrays[name].ravel() for name in ("closed", "mean", "se"))
+    if np.any(s < 0):
+        raise ValueError(f"se must be >= 0, got {s[s < 0][:3]}")
+    ok = np.isfinite(c) & np.isfinite(m) & np.isfinite(s) & (s > 0)
+    if not ok.any():
+        raise ValueError(f"closed, mean and se have no point with all three finite and se > 0 (of {c.size})")
+    cal = shares(m[ok], s[ok], c[ok])
+    n = cal["points"]
+    k = round(cal["share_2se"] * n)
+    lo = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+    return finding(
+        id,
+        statement=f'The Monte Carlo points of the figure "{figure}" are calibrated against {against}: over all its '
+        f"slider states the closed form lies within ±2 s.e. of {100 * expected:.1f} % of them, neither fewer (a "
+        "biased closed form or too small an s.e.) nor more (too large an s.e.).",
+        paper_claim=paper_claim,
+        value={
+            "share_2se": cal["share_2se"],
+            "share_3se": cal["share_3se"],
+            "points": n,
+            "left_out": int(c.size - n),
+            "max_abs_z": cal["max_abs_z"],
+            "expected_2se": expected,
+            "excess_2se": cal["share_2se"] - expected,
+        },
+        uncertainty=interval(
+            lo - expected,
+            hi - expected,
+            f"Clopper–Pearson 95 % interval of the share over {n} points (as independent), less {expected:.4f}",
+            n=n,
+            key="excess_2se",
+        ),
+        n_seeds=n_seeds,
+        rule=agreement(
+            CALIBRATION_TOL,
+            what=f"share of the points within ±2 s.e. minus its calibrated value {expected:.4f}"
+            + ("" if dof is None else f" (Student t, {dof} degrees of freedom)")
+            + " (below: biased closed form or s.e. too small; above: s.e. too large)",
+            key="excess_2se",
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------------------- page helpers

@@ -49,7 +49,6 @@ __all__ = [
     "mean_interval",
     "paired_log_ratio",
     "bootstrap_interval",
-    "calibration",
     "a61_bias_terms",
     "variance_terms",
 ]
@@ -390,31 +389,6 @@ def bootstrap_interval(x, statistic, *, reps: int = 2000, level: float = 0.95, s
     idx = rng.integers(0, x.size, size=(reps, x.size))
     boot = np.array([statistic(x[i]) for i in idx])
     return float(np.quantile(boot, 0.5 - level / 2)), float(np.quantile(boot, 0.5 + level / 2))
-
-
-def calibration(mc, se, exact) -> dict:
-    """How often a closed form lies within ``±2`` and ``±3`` standard errors of its Monte Carlo estimate.
-
-    Points with a non-finite closed form, estimate or s.e. are left out. Returns ``within2``, ``within3``
-    (shares), ``points`` (``m``), ``expected2`` (0.9545, the normal share) and ``se2`` (the binomial
-    standard error of ``within2`` under that share, ``sqrt(0.9545 · 0.0455 / m)``).
-    """
-    mc, se, exact = (np.ravel(np.asarray(x, dtype=float)) for x in (mc, se, exact))
-    if not mc.shape == se.shape == exact.shape:
-        raise ValueError(f"mc, se and exact must have one shape, got {mc.shape}, {se.shape}, {exact.shape}")
-    ok = np.isfinite(mc) & np.isfinite(se) & np.isfinite(exact) & (se > 0)
-    m = int(ok.sum())
-    if m == 0:
-        raise ValueError("calibration needs at least one point with a finite estimate, s.e. > 0 and closed form")
-    z = np.abs(mc[ok] - exact[ok]) / se[ok]
-    p2 = float(2 * stats.norm.cdf(2.0) - 1)
-    return {
-        "within2": float(np.mean(z <= 2)),
-        "within3": float(np.mean(z <= 3)),
-        "points": m,
-        "expected2": p2,
-        "se2": float(np.sqrt(p2 * (1 - p2) / m)),
-    }
 
 
 # ------------------------------------------------------------------------------- App. A.6.1 and A.6.2

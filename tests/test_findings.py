@@ -13,9 +13,11 @@ import subprocess
 import sys
 
 import jupytext
+import numpy as np
 import pytest
 from conftest import ROOT, toc_pages
 from nbclient import NotebookClient
+from scipy import stats
 
 from moe_companion import chapters
 from moe_companion import findings as F
@@ -149,6 +151,64 @@ def test_rules_decide_the_three_cases_and_refuse_bad_input():
         F.se(-1.0, "mc")
     with pytest.raises(ValueError, match="chapter must be one of"):
         F.registry("no_such_chapter")
+
+
+def test_calibration_holds_when_calibrated_and_fails_both_ways():
+    rng = np.random.default_rng(0)
+    n = 2000
+    closed = rng.uniform(1.0, 2.0, n)
+    se = np.full(n, 0.1)
+    mean = closed + se * rng.standard_normal(n)
+
+    def cal(**kw):
+        return F.calibration("c.cal", figure="test", **{"closed": closed, "mean": mean, "se": se, **kw})
+
+    good = cal()
+    k = int(np.sum(np.abs(mean - closed) <= 2 * se))  # independent count and exact interval (scipy)
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+    expected = 2 * stats.norm.cdf(2.0) - 1
+    assert good.value["share_2se"] == k / n and good.value["points"] == n and good.value["left_out"] == 0
+    assert good.value["excess_2se"] == pytest.approx(k / n - expected)
+    assert good.interval() == pytest.approx((ci.low - expected, ci.high - expected))
+    assert good.verdict == "holds"
+    biased = cal(closed=closed + 1.5 * se)  # closed form 1.5 s.e. off: about 69 % within ±2 s.e.
+    assert biased.verdict == "fails" and biased.value["excess_2se"] < 0
+    inflated = cal(se=2 * se)  # s.e. twice too large: about all within ±2 s.e. (over-coverage)
+    assert inflated.verdict == "fails" and inflated.value["excess_2se"] > 0
+    few = cal(closed=closed[:30], mean=mean[:30], se=se[:30])  # 30 points cannot tell
+    assert few.verdict == "inconclusive"
+    holes = mean.copy()
+    holes[:5] = np.nan
+    zero = se.copy()
+    zero[5] = 0.0
+    part = cal(mean=holes.reshape(40, 50), se=zero.reshape(40, 50), closed=closed.reshape(40, 50))
+    assert part.value["points"] == n - 6 and part.value["left_out"] == 6
+
+
+def test_calibration_of_an_se_from_three_replicates_uses_student_t():
+    reps = np.random.default_rng(1).standard_normal((3000, 3))  # exact closed form 0, three replicates a point
+    kw = {"closed": np.zeros(3000), "mean": reps.mean(axis=1), "se": reps.std(axis=1, ddof=1) / np.sqrt(3)}
+    t2 = F.calibration("c.cal", figure="test", dof=2, **kw)
+    assert t2.value["expected_2se"] == pytest.approx(2 * stats.t.cdf(2.0, 2) - 1)  # 0.8165
+    assert t2.verdict == "holds"
+    assert F.calibration("c.cal", figure="test", **kw).verdict == "fails"  # against the normal 0.9545
+
+
+def test_calibration_refuses_bad_input_naming_the_parameter():
+    ok = {"closed": [1.0, 2.0], "mean": [1.0, 2.0], "se": [0.1, 0.1]}
+    bad = [
+        (ValueError, "^mean must have the shape of closed", {"mean": [1.0, 2.0, 3.0]}),
+        (ValueError, "^se must have the shape of closed", {"se": [[0.1, 0.1]]}),
+        (ValueError, "^se must be >= 0", {"se": [0.1, -0.1]}),
+        (ValueError, "no point with all three finite", {"mean": [np.nan, np.inf]}),
+        (ValueError, "no point with all three finite", {"se": [0.0, np.nan]}),
+        (TypeError, "^closed must be an array of real numbers", {"closed": ["a", "b"]}),
+        (ValueError, "^dof must be a positive int", {"dof": 0}),
+        (ValueError, "^dof must be a positive int", {"dof": 2.0}),
+    ]
+    for err, match, kw in bad:
+        with pytest.raises(err, match=match):
+            F.calibration("c.cal", figure="test", **{**ok, **kw})
 
 
 def _glued(nb) -> dict[str, str]:

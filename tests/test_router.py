@@ -157,27 +157,3 @@ def test_chapter_accuracy_traces_refuses_fractional_k():
         ch.accuracy_traces(1.0, 0.0, k=0)
     with pytest.raises(ValueError, match="^sigma2 must be >= 0"):
         ch.accuracy_traces(-1.0, 0.0, k=2)
-
-
-def test_calibration_share_counts_points_within_two_se():
-    from moe_companion.chapters._calibration import calibration
-
-    closed = np.zeros(10)
-    se = np.ones(10)
-    mean = np.array([0.5] * 8 + [2.5, 3.5])  # 8 within 2 s.e., 9 within 3 s.e.
-    f = calibration("theorem1_router.x", closed, mean, se, what="points", statement="test")
-    assert f.value["share_2se"] == pytest.approx(0.8) and f.value["share_3se"] == pytest.approx(0.9)
-    rng = np.random.default_rng(0)
-    good = calibration(
-        "theorem1_router.y",
-        np.zeros(400),
-        rng.standard_normal(400),
-        np.ones(400),
-        what="p",
-        statement="calibrated noise",
-    )
-    assert good.verdict == "holds"
-    bad = calibration(
-        "theorem1_router.z", np.zeros(400), 5 + rng.standard_normal(400), np.ones(400), what="p", statement="biased"
-    )
-    assert bad.verdict == "fails"

@@ -185,14 +185,6 @@ def test_paired_log_ratio_and_intervals_against_scipy():
     assert lo < np.log(a / b).mean() < hi
 
 
-def test_calibration_shares():
-    rng = np.random.default_rng(2)
-    exact = np.zeros(20000)
-    c = S.calibration(rng.standard_normal(20000), np.ones(20000), exact)
-    assert c["within2"] == pytest.approx(0.9545, abs=0.01) and c["within3"] == pytest.approx(0.9973, abs=0.003)
-    assert S.calibration([0.0, 5.0, np.nan], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0])["points"] == 2
-
-
 def test_a61_bias_identity_exact_with_full_rank_and_off_without():
     m = S.fig3_model(0, p=40, k=4)
     over = S.a61_bias_terms(m, 120, seed=1)

@@ -19,7 +19,6 @@ from .. import findings as F
 from .. import router as R
 from .. import style
 from ..figures import FigureSpec
-from ._calibration import calibration
 
 TITLE = "Theorem 1 (router, Sec. 4.1, App. A.7)"
 NS = (40, 64, 96, 160, 320, 640, 1280, 2560)
@@ -350,13 +349,13 @@ def findings(*, seed: int = 0, reps: int = 4, n_test: int = 20000) -> list[F.Fin
     mean = [r["mc_dense"] for r in risk_rows] + [r["mc_oracle"] for r in risk_rows]
     se = [r["mc_dense_se"] for r in risk_rows] + [r["mc_oracle_se"] for r in risk_rows]
     out.append(
-        calibration(
+        F.calibration(
             "theorem1_router.calibration_routing_risk",
-            closed,
-            mean,
-            se,
-            what="Monte Carlo dense / true-label sparse risks (every σ² and α of the figure) around Theorem 2",
-            statement="Calibration of the routing-risk figure's Monte Carlo markers against Theorem 2's closed forms.",
+            figure="Test risk of the routed sparse MoE vs σ²",
+            closed=closed,
+            mean=mean,
+            se=se,
+            against="Theorem 2's dense and true-label sparse risks",
         )
     )
     return out

@@ -16,7 +16,7 @@ from .. import findings as F
 from .. import posterior, simulate, style, theory
 from ..figures import FigureSpec
 from ..model import BlockModel, first_probability, random_model
-from ._common import calibration_finding, state_seed, top
+from ._common import state_seed, top
 
 TITLE = "Theorem 2 (Sec. 4.2): sparse experts generalize better"
 N_MC = 3000
@@ -221,8 +221,12 @@ def findings(*, seed: int = 0, n_samples: int = 200_000, n_post: int = 200_000, 
                 se += [pts[g, 1], pts[g, 3]]
                 closed += [d, s]
     out.append(
-        calibration_finding(
-            "theorem2_generalization.calibration_risk_vs_noise", "Theorem 2: Bayes risks vs σ²", mc, se, closed
+        F.calibration(
+            "theorem2_generalization.calibration_risk_vs_noise",
+            figure="Theorem 2: Bayes risks vs σ²",
+            closed=closed,
+            mean=mc,
+            se=se,
         )
     )
     # A10: "at the smallest n the sparse fits are much worse", checked at every slider sigma^2

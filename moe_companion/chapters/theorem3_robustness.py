@@ -17,7 +17,7 @@ from .. import findings as F
 from .. import simulate, style, theory
 from ..figures import FigureSpec
 from ..model import BlockModel, first_probability, random_model
-from ._common import calibration_finding, state_seed, top
+from ._common import state_seed, top
 from .theorem2_generalization import _pooled, formula_findings
 
 TITLE = "Theorem 3 (Sec. 4.3): robustness to test-time noise"
@@ -249,8 +249,12 @@ def findings(*, seed: int = 0, n_samples: int = 200_000) -> list[F.Finding]:
             se_ += [*pts[:, 1], *pts[:, 3]]
             closed += [*d, *s]
     out.append(
-        calibration_finding(
-            "theorem3_robustness.calibration_risk_vs_test_noise", "Theorem 3: risks vs σ_o²/σ²", mc, se_, closed
+        F.calibration(
+            "theorem3_robustness.calibration_risk_vs_test_noise",
+            figure="Theorem 3: risks vs σ_o²/σ²",
+            closed=closed,
+            mean=mc,
+            se=se_,
         )
     )
     mc, se_, closed = [], [], []
@@ -261,6 +265,12 @@ def findings(*, seed: int = 0, n_samples: int = 200_000) -> list[F.Finding]:
             se_ += list(pts[:, 1])
             closed += list(pts[:, 2])
     out.append(
-        calibration_finding("theorem3_robustness.calibration_relative_gap", "Theorem 3: relative gap", mc, se_, closed)
+        F.calibration(
+            "theorem3_robustness.calibration_relative_gap",
+            figure="Theorem 3: relative gap",
+            closed=closed,
+            mean=mc,
+            se=se_,
+        )
     )
     return out

@@ -16,7 +16,7 @@ from .. import findings as F
 from .. import posterior, simulate, style, theory
 from ..figures import FigureSpec
 from ..model import BlockModel, first_probability, random_model
-from ._common import calibration_finding, state_seed, top
+from ._common import state_seed, top
 
 TITLE = "Theorem 4 (Sec. 4.3): mis-routing"
 N_MC = 3000
@@ -568,7 +568,14 @@ def findings(
                 se_ += [*pts[a, :, 1], *pts[a, :, 3]]
                 closed += [*d, *s]
     out.append(
-        calibration_finding("theorem4_misrouting.calibration_risk_vs_eta", "Theorem 4: risk vs η", mc, se_, closed)
+        F.calibration(
+            "theorem4_misrouting.calibration_risk_vs_eta",
+            figure="Theorem 4: risk vs η",
+            closed=closed,
+            mean=mc,
+            se=se_,
+            against="the derived curves (readings A and B)",
+        )
     )
     mc, se_, closed = [], [], []
     for eta in NOISE_GRID["eta"]:
@@ -579,5 +586,14 @@ def findings(
                 mc += [pts[g, 0], pts[g, 2]]
                 se_ += [pts[g, 1], pts[g, 3]]
                 closed += [d, s]
-    out.append(calibration_finding("theorem4_misrouting.calibration_risk_vs_noise", "Theorem 4 vs σ²", mc, se_, closed))
+    out.append(
+        F.calibration(
+            "theorem4_misrouting.calibration_risk_vs_noise",
+            figure="Theorem 4 vs σ²",
+            closed=closed,
+            mean=mc,
+            se=se_,
+            against="the derived curves (reading A)",
+        )
+    )
     return out

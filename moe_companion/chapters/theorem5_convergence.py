@@ -19,7 +19,6 @@ from .. import convergence as C
 from .. import findings as F
 from .. import style
 from ..figures import FigureSpec
-from ._calibration import calibration
 
 TITLE = "Theorem 5 (convergence speed, Sec. 4.4, App. A.5)"
 K = 4
@@ -439,20 +438,21 @@ def findings(*, seed: int = 0, reps: int = 3) -> list[F.Finding]:
         )
     )
 
-    for fig, rows in (("rates_vs_n", rows_n), ("rates_vs_sigma2", rows_s)):
+    for fig, name, rows in (("rates_vs_n", "GD rate ρ vs n", rows_n), ("rates_vs_sigma2", "GD rate ρ vs σ²", rows_s)):
         for form, label in (("corrected", "the information-plus-noise limit"), ("paper", "Theorem 5 as printed")):
             closed = [r[f"{form}_dense"] for r in rows] + [r[f"{form}_sparse_max"] for r in rows]
             mean = [r["measured_dense"] for r in rows] + [r["measured_sparse_max"] for r in rows]
             se = [r["measured_dense_se"] for r in rows] + [r["measured_sparse_max_se"] for r in rows]
             out.append(
-                calibration(
+                F.calibration(
                     f"theorem5_convergence.calibration_{fig}_{form}",
-                    closed,
-                    mean,
-                    se,
+                    figure=name,
+                    closed=closed,
+                    mean=mean,
+                    se=se,
+                    against=f"{label} (dense and slowest block)",
+                    dof=REPS - 1,
                     n_seeds=REPS,
-                    what=f"points (dense and slowest block, every slider state) where {label} is within reach",
-                    statement=f"Calibration of the '{fig}' figure's Monte Carlo markers against {label}.",
                 )
             )
     return out
