@@ -15,7 +15,6 @@ from . import theory
 from .model import BlockModel, check_model
 
 __all__ = [
-    "calibration",
     "check_rows",
     "fitted_coefficients",
     "fitted_risk",
@@ -295,25 +294,3 @@ def check_rows(models, n_samples: int = 200_000, sigma_o2_factor: float | None =
                 row["z_additive"] = (mean - row["additive"]) / se
             rows.append(row)
     return rows
-
-
-def calibration(mc, se, closed) -> dict:
-    """How often a closed form lies within ``±2`` and ``±3`` standard errors of its Monte Carlo estimate.
-
-    ``mc``, ``se`` and ``closed`` are arrays of the same shape (every point of a figure's Monte Carlo
-    overlay). For unbiased, normal estimates the shares are about 0.954 and 0.997.
-
-    Returns ``{"share_2se", "share_3se", "points", "max_abs_z"}``.
-    """
-    mc = v.check_array(mc, "mc").ravel()
-    se = v.check_array(se, "se", lower=0.0, lower_inclusive=False).ravel()
-    closed = v.check_array(closed, "closed").ravel()
-    if not mc.size == se.size == closed.size or mc.size == 0:
-        raise ValueError(f"mc, se and closed must have the same non-zero size, got {mc.size}, {se.size}, {closed.size}")
-    z = np.abs(mc - closed) / se
-    return {
-        "share_2se": float(np.mean(z <= 2)),
-        "share_3se": float(np.mean(z <= 3)),
-        "points": int(z.size),
-        "max_abs_z": float(z.max()),
-    }

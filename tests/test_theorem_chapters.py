@@ -4,7 +4,7 @@ figure specs that build, and findings whose numbers match independent recomputat
 import numpy as np
 import pytest
 
-from moe_companion import simulate, style, theory
+from moe_companion import style, theory
 from moe_companion.chapters import theorem2_generalization as T2
 from moe_companion.chapters import theorem3_robustness as T3
 from moe_companion.chapters import theorem4_misrouting as T4
@@ -87,18 +87,6 @@ def test_route_map_is_a_probability_and_traces_pick_the_k_slider():
     np.testing.assert_allclose(pr.sum(axis=0), 1.0)  # k = 2: every input goes to i or j
     # a larger eta pulls more inputs to j (monotone up to Monte Carlo noise) at small noise
     assert pr[0, 0, -1] > pr[0, 0, 0]
-
-
-def test_calibration_counts_against_an_independent_count():
-    rng = np.random.default_rng(0)
-    closed = rng.uniform(1, 2, 4000)
-    se = np.full(4000, 0.1)
-    mc = closed + rng.standard_normal(4000) * se
-    cal = simulate.calibration(mc, se, closed)
-    assert cal["share_2se"] == pytest.approx(np.mean(np.abs(mc - closed) <= 0.2))
-    assert abs(cal["share_2se"] - 0.9545) < 0.015
-    with pytest.raises(ValueError, match="same non-zero size"):
-        simulate.calibration([1.0], [1.0, 1.0], [1.0])
 
 
 @pytest.mark.parametrize("mod", [T2, T3, T4])
