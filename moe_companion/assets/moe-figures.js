@@ -132,10 +132,11 @@
         // (a standoff on an axis without tick labels puts its title inside the plot)
         if (gd._fullLayout[ax].showticklabels !== false) u[ax + ".title.standoff"] = 4;
         // long category labels (a bar chart's model names) wrap on a few lines instead of slanting off the side
+        const lines = c => String(c).split(/<br\s*\/?>/i);
         const cats = (gd._fullLayout[ax] || {})._categories || [];
-        if (ax[0] === "x" && gd._fullLayout[ax].type === "category" && cats.some(c => String(c).length > 8)) {
+        if (ax[0] === "x" && gd._fullLayout[ax].type === "category" && cats.some(c => lines(c).some(l => l.length > 8))) {
           u[ax + ".tickmode"] = "array"; u[ax + ".tickvals"] = cats.slice(); u[ax + ".tickangle"] = 0;
-          u[ax + ".ticktext"] = cats.map(c => wrap(String(c), 11).join("<br>"));
+          u[ax + ".ticktext"] = cats.map(c => lines(c).map(l => wrap(l, 11).join("<br>")).join("<br>"));
         }
       }
       (L.sliders || []).forEach((s, k) => {
